@@ -1,0 +1,68 @@
+"""Counting learnables of a channel graph for any set of removed groups.
+
+"Learnables" follow MATLAB's meaning: weights a layer trains (kernels,
+biases, batch-norm gamma/beta), not its state (moving statistics) and not
+keras_taylor's masks. Counts come from the shapes the weights will have after
+`strip_pruning`, so they equal what the stripped model reports.
+"""
+
+import dataclasses
+
+import numpy as np
+
+from keras_taylor.graph import sliced_shapes
+
+
+def learnable_names(layer):
+    """Names of the weights `layer` was built to train (frozen or not)."""
+    variables = getattr(layer, "_trainable_variables", None)
+    if variables is None:
+        variables = layer.trainable_weights
+    return {v.name for v in variables}
+
+
+@dataclasses.dataclass
+class LayerCount:
+    name: str
+    type: str
+    learnables: int
+    parameters: int
+    shapes: dict  # weight name -> shape after slicing
+
+
+def first_nodes(flat):
+    """The first node of each distinct layer, in graph order."""
+    seen, out = set(), []
+    for node in flat.nodes:
+        if id(node.layer) not in seen:
+            seen.add(id(node.layer))
+            out.append(node)
+    return out
+
+
+def count_layers(channel_graph, alive, skip=()):
+    """`LayerCount` per layer when units with `alive[u]` False are removed."""
+    counts = []
+    for node in first_nodes(channel_graph.flat):
+        if type(node.layer).__name__ in skip:
+            continue
+        weights = getattr(node.layer, "weights", [])
+        keep = channel_graph.keep(node, alive)
+        shapes = sliced_shapes(node, keep) if weights else []
+        trainable = learnable_names(node.layer) if weights else set()
+        learn = params = 0
+        shape_map = {}
+        for variable, shape in zip(weights, shapes):
+            size = int(np.prod(shape)) if shape else 1
+            params += size
+            if variable.name in trainable:
+                learn += size
+                shape_map[variable.name] = shape
+        counts.append(
+            LayerCount(node.name, type(node.layer).__name__, learn, params, shape_map)
+        )
+    return counts
+
+
+def total_learnables(channel_graph, alive, skip=("ChannelMask",)):
+    return sum(c.learnables for c in count_layers(channel_graph, alive, skip))

@@ -1,0 +1,111 @@
+"""Per-layer reports (`analyze`) and the maximum-reduction analysis."""
+
+import numpy as np
+import pandas as pd
+
+from keras_taylor import accounting, handlers
+from keras_taylor.graph import ChannelGraph, Options, read_model
+
+COLUMNS = [
+    "name", "type", "output_shape", "num_learnables", "learnables_reduction",
+    "num_filters", "num_pruned_filters", "prunable", "blocked_by", "reason",
+]
+
+
+def _graph_and_alive(model_or_pm, prune_dense=False):
+    from keras_taylor.model import TaylorPrunableModel
+
+    if isinstance(model_or_pm, TaylorPrunableModel):
+        return model_or_pm.channel_graph, model_or_pm.alive
+    graph = ChannelGraph(read_model(model_or_pm), Options(prune_dense=prune_dense))
+    return graph, np.ones(graph.num_units, dtype=bool)
+
+
+def analyze(model_or_pm, prune_dense=False):
+    """Per-layer table of sizes, pruning state and blockers.
+
+    Args:
+        model_or_pm: a `keras.Model` or a `TaylorPrunableModel`.
+        prune_dense: for a plain model, count Dense units as prunable.
+
+    Returns:
+        A pandas DataFrame, one row a layer, with `name`, `type`,
+        `output_shape`, `num_learnables` (after pruning), `learnables_reduction`
+        (fraction removed vs the unpruned layer), `num_filters` (output
+        channels it creates), `num_pruned_filters`, `prunable`, and for
+        blocked layers `blocked_by` (the layer that stops them) and `reason`.
+
+    Example:
+
+    >>> import keras, keras_taylor as kt
+    >>> inputs = keras.Input((8, 8, 3))
+    >>> x = keras.layers.Conv2D(4, 3)(inputs)
+    >>> outputs = keras.layers.GroupNormalization(2)(x)
+    >>> kt.analyze(keras.Model(inputs, outputs)).loc[1, "blocked_by"]
+    'group_normalization'
+    """
+    graph, alive = _graph_and_alive(model_or_pm, prune_dense)
+    full = np.ones(graph.num_units, dtype=bool)
+    before = {c.name: c for c in accounting.count_layers(graph, full)}
+    rows = []
+    for node, count in zip(
+        accounting.first_nodes(graph.flat), accounting.count_layers(graph, alive)
+    ):
+        if type(node.layer).__name__ == "ChannelMask":
+            continue
+        units = graph.layer_units.get(node.name)
+        original = before[node.name].learnables
+        blocked_by = reason = None
+        prunable = False
+        filters = pruned = 0
+        if units is not None:
+            filters = len(units)
+            pruned = int((~alive[units]).sum())
+            prunable = bool(graph.unit_prunable[units].any())
+            if not prunable and graph.layer_roles.get(node.name) == handlers.SOURCE:
+                found = graph.blockers_of(node.name)
+                if found:
+                    blocked_by, reason = found[0]
+        shape = node.output_shapes[0] if node.output_shapes else None
+        rows.append({
+            "name": node.name,
+            "type": type(node.layer).__name__,
+            "output_shape": _shrunk_shape(shape, graph, node, alive),
+            "num_learnables": count.learnables,
+            "learnables_reduction": (1 - count.learnables / original) if original else 0.0,
+            "num_filters": filters,
+            "num_pruned_filters": pruned,
+            "prunable": prunable,
+            "blocked_by": blocked_by,
+            "reason": reason,
+        })
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def _shrunk_shape(shape, graph, node, alive):
+    if not shape or not node.outputs:
+        return shape
+    channels = int(alive[graph.tensor_units[node.outputs[0]]].sum())
+    return tuple(shape[:-1]) + (channels,)
+
+
+def max_reduction(model, prune_dense=False):
+    """The largest fraction of learnables that filter pruning can remove.
+
+    MATLAB's "Analyze for compression" figure: every prunable group is
+    removed except one channel per layer.
+
+    Args:
+        model: a `keras.Model` or a `TaylorPrunableModel` (from its unpruned
+            state).
+        prune_dense: for a plain model, count Dense units as prunable.
+
+    Returns:
+        A float in [0, 1).
+    """
+    graph, _ = _graph_and_alive(model, prune_dense)
+    full = np.ones(graph.num_units, dtype=bool)
+    before = accounting.total_learnables(graph, full)
+    alive, _ = graph.remove(graph.prunable_units, full)
+    after = accounting.total_learnables(graph, alive)
+    return (1 - after / before) if before else 0.0
