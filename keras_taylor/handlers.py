@@ -219,6 +219,10 @@ class Producer(Handler):
             return BLOCK_CHANNELS_FIRST.propagate(ctx, node, ins)
         groups = node.config.get("groups", 1)
         size = node.config[self.size_key]
+        if groups != 1 and groups == len(ins[0]) and size % groups == 0:
+            # groups == input channels is a depthwise convolution.
+            ctx.bind_input(node, 0, ins[0])
+            return [np.repeat(ins[0], size // groups)]
         if groups != 1:
             for elems in ins:
                 ctx.block(
@@ -240,15 +244,26 @@ class Producer(Handler):
         """(kernel, output axis): the weights that make each filter."""
         return layer.get_weights()[0], self.kernel_axes[1]
 
+    def _groups(self, node):
+        return node.config.get("groups", 1)
+
     def weight_slices(self, node, keep):
         in_axis, out_axis = self.kernel_axes
+        groups = self._groups(node)
+        if groups != 1:
+            if groups != node.input_shapes[0][-1]:
+                return {}  # blocked grouped convolution: nothing changes
+            return {"kernel": {out_axis: keep.outputs[0]}, "bias": {0: keep.outputs[0]}}
         return {
             "kernel": {in_axis: keep.inputs[0], out_axis: keep.outputs[0]},
             "bias": {0: keep.outputs[0]},
         }
 
     def new_config(self, node, config, keep):
-        return dict(config, **{self.size_key: int(len(keep.outputs[0]))})
+        config = dict(config, **{self.size_key: int(len(keep.outputs[0]))})
+        if self._groups(node) != 1 and self._groups(node) == node.input_shapes[0][-1]:
+            config["groups"] = int(len(keep.inputs[0]))
+        return config
 
 
 class DepthwiseHandler(Handler):

@@ -1,0 +1,36 @@
+"""Test setup: quiet TensorFlow, offline Keras datasets from ../shared/data."""
+
+import os
+import pathlib
+import tempfile
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+if "KERAS_HOME" not in os.environ and SHARED_DATA.is_dir():
+    home = pathlib.Path(tempfile.mkdtemp(prefix="keras_home_"))
+    (home / "datasets").symlink_to(SHARED_DATA.resolve())
+    os.environ["KERAS_HOME"] = str(home)
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    import keras
+
+    keras.utils.set_random_seed(1234)
+    np.random.seed(1234)
+    yield
+    keras.backend.clear_session()
+
+
+def shared_data_path(*parts):
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"real dataset {path} is not available on this machine")
+    return path
