@@ -24,6 +24,8 @@ if _keras.backend.backend() != "tensorflow":
         "or KERAS_BACKEND)."
     )
 
+from keras_taylor.callbacks import TaylorPruningCallback  # noqa: E402
+from keras_taylor.compress import PruningInfo, compress  # noqa: E402
 from keras_taylor.errors import (  # noqa: E402
     InvalidArgumentError,
     KerasTaylorError,
@@ -40,6 +42,9 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ChannelMask",
+    "PruningInfo",
+    "TaylorPruningCallback",
+    "compress",
     "InvalidArgumentError",
     "KerasTaylorError",
     "NothingPrunableError",

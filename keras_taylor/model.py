@@ -344,15 +344,24 @@ class TaylorPrunableModel(keras.Model):
         alive, candidates = self._candidates()
         return len(self.channel_graph.remove(candidates, alive)[1])
 
-    def update_prunables(self, max_to_prune=8):
+    def update_prunables(self, max_to_prune=8, learnables_reduction=None):
         """Masks the lowest-scored channel groups; returns how many.
 
         Never removes a layer's last channel. Resets the accumulated scores.
 
         Args:
-            max_to_prune: largest number of groups to remove (positive int).
+            max_to_prune: largest number of groups to remove (positive int),
+                or None when `learnables_reduction` is given.
+            learnables_reduction: optional fraction in (0, 1]: remove groups,
+                lowest score first, until the learnables have fallen by this
+                fraction of the unpruned model's (MATLAB's
+                LearnablesReductionIncrement), capped by `max_to_prune`.
         """
-        if (
+        if max_to_prune is None and learnables_reduction is None:
+            raise InvalidArgumentError(
+                "give max_to_prune, learnables_reduction or both"
+            )
+        if max_to_prune is not None and (
             isinstance(max_to_prune, bool)
             or not isinstance(max_to_prune, (int, np.integer))
             or max_to_prune <= 0
@@ -360,13 +369,51 @@ class TaylorPrunableModel(keras.Model):
             raise InvalidArgumentError(
                 f"max_to_prune must be a positive integer, got {max_to_prune!r}"
             )
+        if learnables_reduction is not None and not (0 < learnables_reduction <= 1):
+            raise InvalidArgumentError(
+                "learnables_reduction must be in (0, 1], got "
+                f"{learnables_reduction!r}"
+            )
         scores = self._raw_scores(require=True)
         alive, candidates = self._candidates()
         order = candidates[np.argsort(scores[candidates], kind="stable")]
-        alive, removed = self.channel_graph.remove(order, alive, int(max_to_prune))
+        _, removable = self.channel_graph.remove(order, alive)
+        count = len(removable) if max_to_prune is None else min(int(max_to_prune), len(removable))
+        if learnables_reduction is not None:
+            count = min(count, self._count_for_reduction(alive, removable, learnables_reduction))
+        alive[removable[:count]] = False
         self.set_unit_alive(alive)
         self.reset_scores()
-        return len(removed)
+        return count
+
+    def _count_for_reduction(self, alive, removable, fraction):
+        """Fewest groups of `removable` (in order) that remove `fraction`."""
+        graph = self.channel_graph
+        target = accounting.total_learnables(graph, alive) - fraction * self.original_learnables
+        lo, hi = 0, len(removable)
+        trial = alive.copy()
+        while lo < hi:
+            mid = (lo + hi) // 2
+            trial[:] = alive
+            trial[removable[:mid]] = False
+            if accounting.total_learnables(graph, trial) <= target:
+                hi = mid
+            else:
+                lo = mid + 1
+        return lo
+
+    @property
+    def original_learnables(self):
+        """Learnables of the unpruned model."""
+        if getattr(self, "_original_learnables", None) is None:
+            full = np.ones(self.channel_graph.num_units, dtype=bool)
+            self._original_learnables = accounting.total_learnables(self.channel_graph, full)
+        return self._original_learnables
+
+    @property
+    def learnables_reduction(self):
+        """Fraction of the unpruned model's learnables removed so far."""
+        return 1.0 - self.num_learnables / self.original_learnables
 
     def set_unit_alive(self, alive):
         """Sets the mask of every channel group (bool array, one per group)."""

@@ -1,0 +1,145 @@
+"""`TaylorPruningCallback`: pruning on a schedule inside `model.fit`."""
+
+import numbers
+
+import keras
+from keras.src.utils import io_utils
+
+from keras_taylor.errors import InvalidArgumentError, UnsupportedModelError
+
+
+class TaylorPruningCallback(keras.callbacks.Callback):
+    """Prunes a `TaylorPrunableModel` on a schedule while it trains.
+
+    Taylor scores are gathered by the model's own training step; at each
+    pruning event this callback masks the lowest-scored filter groups and
+    resets the scores. It adds `num_learnables` and `learnables_reduction` to
+    the logs, so they show in the progress bar, in `History` and, for
+    callbacks listed after this one (TensorBoard, EarlyStopping,
+    ModelCheckpoint), in theirs.
+
+    Args:
+        frequency: `"epoch"` to prune at the end of every epoch, or a positive
+            int to prune every that many training steps.
+        amount: filter groups removed per event: an int, or a float in (0, 1)
+            for that fraction of the groups prunable when training began.
+        start_step: no pruning before this global training step.
+        stop_step: no pruning from this global step on (None: no limit).
+        goal: stop pruning once this fraction of the unpruned model's
+            learnables is gone (None: no goal).
+        verbose: 1 prints one line per epoch in which something was pruned.
+
+    Example:
+
+    >>> import keras, numpy as np, keras_taylor as kt
+    >>> inputs = keras.Input((8, 8, 1))
+    >>> x = keras.layers.Conv2D(8, 3, activation="relu")(inputs)
+    >>> outputs = keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(x))
+    >>> pm = kt.TaylorPrunableModel(keras.Model(inputs, outputs))
+    >>> pm.compile("adam", "mse")
+    >>> cb = kt.TaylorPruningCallback(frequency=2, amount=1, verbose=0)
+    >>> history = pm.fit(np.ones((16, 8, 8, 1)), np.ones((16, 2)), batch_size=4,
+    ...                  callbacks=[cb], verbose=0)
+    >>> pm.alive.sum() < 8
+    True
+    """
+
+    def __init__(
+        self,
+        frequency="epoch",
+        amount=8,
+        start_step=0,
+        stop_step=None,
+        goal=None,
+        verbose=1,
+    ):
+        super().__init__()
+        if frequency != "epoch" and not (
+            isinstance(frequency, numbers.Integral) and frequency > 0
+        ):
+            raise InvalidArgumentError(
+                f"frequency must be 'epoch' or a positive int, got {frequency!r}"
+            )
+        if isinstance(amount, bool) or not isinstance(amount, numbers.Real) or (
+            isinstance(amount, numbers.Integral) and amount < 1
+        ) or (not isinstance(amount, numbers.Integral) and not 0 < amount < 1):
+            raise InvalidArgumentError(
+                "amount must be a positive int or a float in (0, 1), got "
+                f"{amount!r}"
+            )
+        if goal is not None and not 0 < goal < 1:
+            raise InvalidArgumentError(f"goal must be in (0, 1), got {goal!r}")
+        if start_step < 0 or (stop_step is not None and stop_step <= start_step):
+            raise InvalidArgumentError(
+                f"need 0 <= start_step < stop_step, got {start_step!r}, {stop_step!r}"
+            )
+        self.frequency = frequency
+        self.amount = amount
+        self.start_step = int(start_step)
+        self.stop_step = stop_step
+        self.goal = goal
+        self.verbose = verbose
+        self.events = []  # (step, groups pruned, learnables_reduction)
+        self.done_reason = None
+
+    def on_train_begin(self, logs=None):
+        from keras_taylor.model import TaylorPrunableModel
+
+        if not isinstance(self.model, TaylorPrunableModel):
+            raise UnsupportedModelError(
+                "TaylorPruningCallback needs a keras_taylor.TaylorPrunableModel, "
+                f"got {type(self.model).__name__} '{self.model.name}'."
+            )
+        self._step = int(self.model.optimizer.iterations.numpy())
+        if isinstance(self.amount, numbers.Integral):
+            self._per_event = int(self.amount)
+        else:
+            self._per_event = max(1, int(round(self.amount * self.model.num_prunables)))
+        self._epoch_pruned = 0
+        self._refresh()
+
+    def _refresh(self):
+        self._stats = {
+            "num_learnables": float(self.model.num_learnables),
+            "learnables_reduction": float(self.model.learnables_reduction),
+        }
+
+    def _due(self, step):
+        if self.done_reason is not None or step < self.start_step:
+            return False
+        return self.stop_step is None or step < self.stop_step
+
+    def _prune(self):
+        if self.goal is not None and self._stats["learnables_reduction"] >= self.goal:
+            self.done_reason = "learnables reduction goal reached"
+            return
+        if self.model.criterion == "taylor" and float(self.model.score_count.numpy()) <= 0:
+            return  # nothing scored since the last event
+        pruned = self.model.update_prunables(self._per_event)
+        if pruned == 0:
+            self.done_reason = "no prunable filters left"
+            return
+        self._refresh()
+        self._epoch_pruned += pruned
+        self.events.append((self._step, pruned, self._stats["learnables_reduction"]))
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._step += 1
+        if self.frequency != "epoch" and self._step % self.frequency == 0 and self._due(self._step):
+            self._prune()
+        if logs is not None:
+            logs.update(self._stats)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.frequency == "epoch" and self._due(self._step):
+            self._prune()
+        if logs is not None:
+            logs.update(self._stats)
+        if self.verbose and self._epoch_pruned:
+            io_utils.print_msg(
+                f"\nEpoch {epoch + 1}: TaylorPruningCallback pruned "
+                f"{self._epoch_pruned} filter groups; learnables "
+                f"{int(self._stats['num_learnables'])} "
+                f"({100 * self._stats['learnables_reduction']:.1f}% fewer)."
+            )
+        self._epoch_pruned = 0

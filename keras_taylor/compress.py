@@ -1,0 +1,395 @@
+"""`compress`: score, prune, fine-tune and validate until a goal or a limit.
+
+The Keras counterpart of MATLAB's `compressNetworkUsingTaylorPruning`. After
+every pruning step the model is stripped and wrapped again, so fine-tuning
+runs on the physically smaller network.
+"""
+
+import dataclasses
+import math
+
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+
+import keras
+from keras.src.utils import io_utils
+
+from keras_taylor import data as data_utils
+from keras_taylor.errors import InvalidArgumentError, PruningStateError
+from keras_taylor.model import TaylorPrunableModel
+from keras_taylor.surgery import strip_pruning
+
+OUTPUTS = ("best-validation", "last-iteration")
+_LOWER_IS_BETTER = ("loss", "error", "mse", "mae", "mape", "msle", "hinge", "crossentropy")
+
+GOAL_REACHED = "Learnables reduction goal reached."
+THRESHOLD_REACHED = "Validation metric threshold reached."
+NOTHING_PRUNABLE = "No more prunable filters."
+NON_FINITE = "Non-finite loss during fine-tuning."
+MAX_ITERATIONS = "Maximum number of iterations reached."
+
+
+@dataclasses.dataclass
+class PruningInfo:
+    """What `compress` did.
+
+    Attributes:
+        pruning_history: DataFrame (iteration, num_learnables,
+            learnables_reduction); iteration 0 is the unpruned model.
+        validation_history: DataFrame (iteration, step, loss, metric,
+            is_final): step 0 is right after pruning, then each fine-tuning
+            epoch; `is_final` marks the value the iteration is judged by.
+        training_history: DataFrame of every fine-tuning step's logs.
+        pruned_layers: names of the layers whose learnables decreased.
+        stop_reason: why pruning stopped.
+        metric: name of the validation metric.
+        threshold: the validation threshold, or None.
+        returned_iteration: the iteration whose model was returned.
+    """
+
+    pruning_history: pd.DataFrame
+    validation_history: pd.DataFrame
+    training_history: pd.DataFrame
+    pruned_layers: list
+    stop_reason: str
+    metric: str
+    threshold: float = None
+    returned_iteration: int = 0
+
+    @property
+    def learnables_reduction(self):
+        rows = self.pruning_history
+        return float(rows.loc[rows.iteration == self.returned_iteration, "learnables_reduction"].iloc[0])
+
+    def plot(self, path=None):
+        """Learnables and validation metric per iteration (matplotlib).
+
+        Args:
+            path: if given, the figure is saved there (PNG, ...).
+
+        Returns:
+            The matplotlib Figure.
+        """
+        import matplotlib
+
+        if path is not None:
+            matplotlib.use("Agg", force=False)
+        import matplotlib.pyplot as plt
+
+        fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.8))
+        ph = self.pruning_history
+        ax1.plot(ph.iteration, ph.num_learnables, "o-")
+        ax1.set_xlabel("pruning iteration")
+        ax1.set_ylabel("learnable parameters")
+        ax1.set_title("Learnables")
+        vh = self.validation_history
+        if len(vh):
+            offsets = vh.groupby("iteration").cumcount() / vh.groupby("iteration").step.transform("size")
+            ax2.plot(vh.iteration + offsets, vh.metric, ".-", alpha=0.6, label="during fine-tuning")
+            final = vh[vh.is_final]
+            ax2.plot(final.iteration + offsets[vh.is_final], final.metric, "o", label="end of iteration")
+            if self.threshold is not None:
+                ax2.axhline(self.threshold, color="r", ls="--", label="threshold")
+            ax2.legend(fontsize=8)
+        ax2.set_xlabel("pruning iteration")
+        ax2.set_ylabel(self.metric)
+        ax2.set_title("Validation")
+        fig.tight_layout()
+        if path is not None:
+            fig.savefig(path, dpi=120)
+        return fig
+
+
+def lower_is_better(metric):
+    name = metric.lower()
+    return any(token in name for token in _LOWER_IS_BETTER)
+
+
+class _FineTuneMonitor(keras.callbacks.Callback):
+    """Records step logs, validates per epoch, keeps the best weights."""
+
+    def __init__(self, iteration, metric, minimize, keep_best):
+        super().__init__()
+        self.iteration = iteration
+        self.metric = metric
+        self.minimize = minimize
+        self.keep_best = keep_best
+        self.steps = []
+        self.validations = []
+        self.best = None
+        self.best_index = None
+        self.best_weights = None
+        self.non_finite = False
+        self._epoch = 0
+        self._step = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._step += 1
+        logs = dict(logs or {})
+        self.steps.append(dict(iteration=self.iteration, epoch=self._epoch + 1, step=self._step, **logs))
+        loss = logs.get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            self.non_finite = True
+            self.model.stop_training = True
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        if "val_loss" not in logs:
+            return
+        value = float(logs.get(f"val_{self.metric}", logs["val_loss"]))
+        self.validations.append((self._step, float(logs["val_loss"]), value))
+        better = self.best is None or (value < self.best if self.minimize else value > self.best)
+        if better and math.isfinite(value):
+            self.best, self.best_index = value, len(self.validations) - 1
+            if self.keep_best:
+                self.best_weights = self.model.get_weights()
+
+
+def _check_args(goal, increment, fine_tune_epochs, score_batches, output, validation_data, validation_threshold, max_iterations):
+    if not (isinstance(goal, (int, float)) and 0 < goal < 1):
+        raise InvalidArgumentError(f"goal must be a fraction in (0, 1), got {goal!r}")
+    if not (isinstance(increment, (int, float)) and 0 < increment <= 1):
+        raise InvalidArgumentError(f"increment must be a fraction in (0, 1], got {increment!r}")
+    if not (isinstance(fine_tune_epochs, int) and fine_tune_epochs >= 0):
+        raise InvalidArgumentError(f"fine_tune_epochs must be an int >= 0, got {fine_tune_epochs!r}")
+    if score_batches is not None and not (isinstance(score_batches, int) and score_batches > 0):
+        raise InvalidArgumentError(f"score_batches must be a positive int or None, got {score_batches!r}")
+    if output not in OUTPUTS:
+        raise InvalidArgumentError(f"output must be one of {OUTPUTS}, got {output!r}")
+    if validation_threshold is not None and validation_data is None:
+        raise InvalidArgumentError("validation_threshold needs validation_data")
+    if max_iterations is not None and not (isinstance(max_iterations, int) and max_iterations > 0):
+        raise InvalidArgumentError(f"max_iterations must be a positive int, got {max_iterations!r}")
+
+
+def compress(
+    model,
+    ds,
+    goal=0.3,
+    increment=0.05,
+    fine_tune_epochs=1,
+    score_batches=None,
+    validation_data=None,
+    validation_threshold=None,
+    metric=None,
+    output="best-validation",
+    criterion="taylor",
+    normalize=False,
+    prune_dense=False,
+    batch_size=32,
+    max_iterations=None,
+    callbacks=None,
+    verbose=1,
+):
+    """Compresses `model` by iterative Taylor pruning and fine-tuning.
+
+    Each iteration gathers importance scores, prunes about `increment` of the
+    original learnables, fine-tunes for `fine_tune_epochs` and validates.
+    Pruning stops at the `goal`, when the validation metric crosses
+    `validation_threshold` (a loss rising above it, an accuracy-like metric
+    falling below it), when nothing is prunable, or on a non-finite loss.
+    With a threshold, the model returned is the most compressed one that met
+    it (the original model if the first iteration already fails).
+
+    Args:
+        model: a compiled functional or Sequential `keras.Model` (its loss,
+            optimizer config and metrics are used for fine-tuning). Not
+            modified.
+        ds: a `tf.data.Dataset` of `(x, y)` batches, or a tuple of NumPy
+            arrays `(x, y)` (batched with `batch_size`, shuffled per epoch).
+        goal: fraction of learnables to remove, in (0, 1).
+        increment: fraction of the original learnables removed per iteration.
+        fine_tune_epochs: epochs of fine-tuning after each pruning step.
+        score_batches: batches of `ds` used to gather fresh Taylor scores
+            before each pruning step. None: the scores gathered during the
+            previous fine-tuning (free), and one pass over `ds` before the
+            first step.
+        validation_data: `(x, y)` arrays or a dataset, evaluated after each
+            fine-tuning epoch.
+        validation_threshold: the value of `metric` that stops pruning.
+        metric: validation metric name (one of the compiled metrics, e.g.
+            `"accuracy"`), default `"loss"`.
+        output: `"best-validation"` (in each iteration, the fine-tuning epoch
+            with the best validation metric) or `"last-iteration"`.
+        criterion: `"taylor"`, `"l1"` or `"random"`.
+        normalize: L2-normalise scores per layer.
+        prune_dense: also prune Dense units.
+        batch_size: batch size for NumPy inputs.
+        max_iterations: optional cap on pruning iterations.
+        callbacks: extra Keras callbacks for the fine-tuning `fit` calls.
+        verbose: 0 silent, 1 progress bars and a line per iteration.
+
+    Returns:
+        `(pruned_model, info)`: a plain `keras.Model` compiled like `model`,
+        and a `PruningInfo`.
+
+    Example:
+
+    >>> import keras, numpy as np, keras_taylor as kt
+    >>> inputs = keras.Input((8, 8, 1))
+    >>> x = keras.layers.Conv2D(16, 3, activation="relu")(inputs)
+    >>> x = keras.layers.Conv2D(16, 3, activation="relu")(x)
+    >>> outputs = keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(x))
+    >>> model = keras.Model(inputs, outputs)
+    >>> model.compile("adam", "mse")
+    >>> data = (np.random.rand(64, 8, 8, 1), np.random.rand(64, 2))
+    >>> pruned, info = kt.compress(model, data, goal=0.3, verbose=0)
+    >>> info.stop_reason
+    'Learnables reduction goal reached.'
+    """
+    _check_args(goal, increment, fine_tune_epochs, score_batches, output, validation_data, validation_threshold, max_iterations)
+    if not getattr(model, "compiled", False) or getattr(model, "optimizer", None) is None:
+        raise PruningStateError(
+            f"model '{model.name}' is not compiled: compress fine-tunes with the "
+            "model's own loss, optimizer and metrics, so call "
+            "model.compile(optimizer, loss, metrics) first."
+        )
+    compile_config = model.get_compile_config()
+    train = data_utils.as_dataset(ds, batch_size, shuffle=True, name="ds")
+    data_utils.check_matches(model, train, "ds")
+    val = None
+    if validation_data is not None:
+        val = data_utils.as_dataset(validation_data, batch_size, shuffle=False, name="validation_data")
+        data_utils.check_matches(model, val, "validation_data")
+    say = io_utils.print_msg if verbose else (lambda *a, **k: None)
+
+    def wrap(m):
+        pm = TaylorPrunableModel(m, criterion=criterion, normalize=normalize, prune_dense=prune_dense)
+        pm.compile_from_config(compile_config)
+        return pm
+
+    pm = wrap(model)
+    original = pm.original_learnables
+    metric = metric or "loss"
+    minimize = lower_is_better(metric)
+    baseline_loss, baseline_value = _evaluate(pm, val, metric) if val is not None else (None, None)
+    if val is not None and validation_threshold is not None and not _meets(baseline_value, validation_threshold, minimize):
+        say(f"The unpruned model already misses the threshold ({metric} {baseline_value:.4g}).")
+    pruning_rows = [dict(iteration=0, num_learnables=original, learnables_reduction=0.0)]
+    val_rows = []
+    if val is not None:
+        val_rows.append(dict(iteration=0, step=0, loss=baseline_loss, metric=baseline_value, is_final=True))
+    train_rows = []
+    best_model, best_iteration = None, 0
+    stop_reason = MAX_ITERATIONS
+    iteration = 0
+    need_fresh_scores = True
+    while max_iterations is None or iteration < max_iterations:
+        reduction = 1 - pm.num_learnables / original
+        if reduction >= goal - 1e-9:
+            stop_reason = GOAL_REACHED
+            break
+        iteration += 1
+        if criterion == "taylor" and (score_batches is not None or need_fresh_scores or float(pm.score_count.numpy()) <= 0):
+            pm.reset_scores()
+            for x, y, *rest in _batches(train, score_batches):
+                pm.update_score(x, y, sample_weight=rest[0] if rest else None)
+        step = min(increment, goal - reduction) * original / pm.original_learnables
+        pruned = pm.update_prunables(None, learnables_reduction=min(1.0, step))
+        if pruned == 0:
+            iteration -= 1
+            stop_reason = NOTHING_PRUNABLE
+            break
+        pm = wrap(strip_pruning(pm))
+        need_fresh_scores = False
+        reduction = 1 - pm.num_learnables / original
+        monitor = _FineTuneMonitor(iteration, metric, minimize, output == "best-validation" and val is not None)
+        if val is not None:
+            loss0, value0 = _evaluate(pm, val, metric)
+            val_rows.append(dict(iteration=iteration, step=0, loss=loss0, metric=value0, is_final=fine_tune_epochs == 0))
+        if fine_tune_epochs:
+            pm.fit(train, epochs=fine_tune_epochs, validation_data=val, shuffle=False, callbacks=[monitor] + list(callbacks or []), verbose=verbose)
+            train_rows.extend(monitor.steps)
+            if monitor.best_weights is not None:
+                pm.set_weights(monitor.best_weights)
+            chosen = monitor.best_index if output == "best-validation" else len(monitor.validations) - 1
+            for i, (s, loss, value) in enumerate(monitor.validations):
+                val_rows.append(dict(iteration=iteration, step=s, loss=loss, metric=value, is_final=i == chosen))
+        pruning_rows.append(dict(iteration=iteration, num_learnables=pm.num_learnables, learnables_reduction=reduction))
+        if monitor.non_finite:
+            stop_reason = NON_FINITE
+            break
+        final = [r for r in val_rows if r["iteration"] == iteration and r["is_final"]]
+        value = final[-1]["metric"] if final else None
+        say(
+            f"Iteration {iteration}: {pm.num_learnables} learnables "
+            f"({100 * reduction:.1f}% fewer), pruned {pruned} filter groups"
+            + (f", validation {metric} {value:.4g}" if value is not None else "")
+        )
+        if validation_threshold is not None and not _meets(value, validation_threshold, minimize):
+            stop_reason = THRESHOLD_REACHED
+            break
+        best_model, best_iteration = strip_pruning(pm), iteration
+    if best_model is None:
+        best_model, best_iteration = _copy_compiled(model, compile_config), 0
+    else:
+        best_model.compile_from_config(compile_config)
+    pruned_layers = _pruned_layers(model, best_model)
+    info = PruningInfo(
+        pruning_history=pd.DataFrame(pruning_rows, columns=["iteration", "num_learnables", "learnables_reduction"]),
+        validation_history=pd.DataFrame(val_rows, columns=["iteration", "step", "loss", "metric", "is_final"]),
+        training_history=pd.DataFrame(train_rows),
+        pruned_layers=pruned_layers,
+        stop_reason=stop_reason,
+        metric=metric,
+        threshold=validation_threshold,
+        returned_iteration=best_iteration,
+    )
+    say(stop_reason)
+    say(f"Compressed network has {100 * info.learnables_reduction:.1f}% fewer learnable parameters.")
+    if pruned_layers:
+        say(f"Pruning compressed {len(pruned_layers)} layers: " + ",".join(f'"{n}"' for n in pruned_layers))
+    return best_model, info
+
+
+def _meets(value, threshold, minimize):
+    if value is None or not math.isfinite(value):
+        return False
+    return value <= threshold if minimize else value >= threshold
+
+
+def _evaluate(model, val, metric):
+    results = model.evaluate(val, verbose=0, return_dict=True)
+    if metric not in results:
+        available = sorted(results)
+        raise InvalidArgumentError(
+            f"metric {metric!r} is not computed by the compiled model; "
+            f"available: {available}. Compile the model with it, e.g. "
+            f"metrics=[{metric!r}]."
+        )
+    return float(results["loss"]), float(results[metric])
+
+
+def _batches(dataset, limit):
+    for i, batch in enumerate(dataset):
+        if limit is not None and i >= limit:
+            break
+        yield tuple(batch) if isinstance(batch, (tuple, list)) else (batch, None)
+
+
+def _copy_compiled(model, compile_config):
+    copy = keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    copy.compile_from_config(compile_config)
+    return copy
+
+
+def _pruned_layers(original, pruned):
+    names = []
+    before = {layer.name: layer.count_params() for layer in _all_layers(original)}
+    for layer in _all_layers(pruned):
+        if layer.name in before and layer.count_params() < before[layer.name]:
+            names.append(layer.name)
+    return names
+
+
+def _all_layers(model):
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            yield from _all_layers(layer)
+        else:
+            yield layer
