@@ -29,6 +29,14 @@ try:  # Functional is not public API; it is what keras.Model(inputs, outputs) is
 except ImportError:  # pragma: no cover
     Functional = keras.Model
 
+try:
+    from keras.src.saving.serialization_lib import SafeModeScope
+except ImportError:  # pragma: no cover
+    import contextlib
+
+    def SafeModeScope(safe_mode):  # noqa: N802
+        return contextlib.nullcontext()
+
 
 @dataclasses.dataclass
 class LayerNode:
@@ -288,6 +296,18 @@ class ChannelGraph:
     def fixed(self, node, n, reason):
         return self._fixed(n, node.name, reason)
 
+    def blocked_source(self, node, n, role, reason):
+        """Filters `node` would create if `reason` did not stop them.
+
+        Recorded as the layer's channels so that `analyze` and the
+        nothing-prunable error name the layer and its reason.
+        """
+        key = id(node.layer)
+        if key not in self._layer_elems:
+            self._layer_elems[key] = (node.name, self._fixed(n, node.name, reason))
+            self._layer_roles[node.name] = role
+        return self._layer_elems[key][1]
+
     def union(self, a, b):
         if len(a) != len(b):
             raise ValueError(f"cannot couple {len(a)} with {len(b)} channels")
@@ -436,7 +456,10 @@ def _copy_operation(op, config=None, name=None):
     if name is not None and "name" in config:
         config["name"] = name
     try:
-        return type(op).from_config(config)
+        # The op is a live object of the caller's own model, not an
+        # untrusted file, so Lambda layers may be re-created.
+        with SafeModeScope(False):
+            return type(op).from_config(config)
     except Exception as exc:
         if isinstance(op, keras.layers.Layer):
             raise UnsupportedModelError(

@@ -172,7 +172,10 @@ class RescalingHandler(PassThrough):
         config = dict(config)
         channels = _last_dim(node.input_shapes[0])
         for key in ("scale", "offset"):
-            value = np.asarray(config.get(key, 0.0))
+            value = config.get(key, 0.0)
+            if isinstance(value, dict):  # numpy arrays are serialized dicts
+                value = keras.saving.deserialize_keras_object(value)
+            value = np.asarray(value)
             if value.ndim >= 1 and value.shape[-1] == channels > 1:
                 config[key] = np.take(value, keep.inputs[0], axis=-1).tolist()
         return config
@@ -215,10 +218,13 @@ class Producer(Handler):
         return PASSIVE
 
     def propagate(self, ctx, node, ins):
-        if _is_channels_first(node):
-            return BLOCK_CHANNELS_FIRST.propagate(ctx, node, ins)
         groups = node.config.get("groups", 1)
         size = node.config[self.size_key]
+        if _is_channels_first(node):
+            ctx.blocked_source(
+                node, size, self.role(ctx), BLOCK_CHANNELS_FIRST.describe(node)
+            )
+            return BLOCK_CHANNELS_FIRST.propagate(ctx, node, ins)
         if groups != 1 and groups == len(ins[0]) and size % groups == 0:
             # groups == input channels is a depthwise convolution.
             ctx.bind_input(node, 0, ins[0])
@@ -231,7 +237,13 @@ class Producer(Handler):
                     f"grouped convolution (groups={groups}) ties channels "
                     "to fixed group slots",
                 )
-            return [ctx.fixed(node, size, "output of a grouped convolution")]
+            return [
+                ctx.blocked_source(
+                    node, size, self.role(ctx),
+                    f"grouped convolution (groups={groups}) cannot lose single "
+                    "filters: every group must keep the same number",
+                )
+            ]
         ctx.bind_input(node, 0, ins[0])
         out = ctx.source(node, size, self.role(ctx))
         if str(node.config.get("activation")) in ActivationHandler._MIXING:

@@ -241,13 +241,16 @@ class TaylorPrunableModel(keras.Model):
             scale = scale / tf.cast(loss_scale, tf.float32)
         return scale
 
-    def _accumulate(self, taps, tap_grads, local_batch):
+    def _accumulate(self, taps, tap_grads, local_batch, sample_scale=None):
         contributions = scoring.taylor_batch_scores(
             taps, tap_grads, self._tap_layout, self.channel_graph.num_units,
-            self._sample_scale(local_batch),
+            self._sample_scale(local_batch) if sample_scale is None else sample_scale,
         )
-        self.score_sum.assign_add(contributions)
-        self.score_count.assign_add(tf.cast(local_batch, tf.float32))
+        # The tf.Variable's own assign_add: in a replica context Keras's
+        # wrapper assigns (value + delta), which SUM aggregation would add up
+        # once per replica.
+        self.score_sum.value.assign_add(contributions)
+        self.score_count.value.assign_add(tf.cast(local_batch, tf.float32))
 
     def update_score(self, x, y=None, loss=None, sample_weight=None, training=False):
         """Accumulates Taylor scores of every channel group from one batch.
@@ -285,12 +288,7 @@ class TaylorPrunableModel(keras.Model):
             value = tf.reduce_mean(value)
         names = list(taps)
         grads = tape.gradient(value, [taps[n] for n in names])
-        contributions = scoring.taylor_batch_scores(
-            taps, dict(zip(names, grads)), self._tap_layout,
-            self.channel_graph.num_units, tf.cast(batch, tf.float32),
-        )
-        self.score_sum.assign_add(contributions)
-        self.score_count.assign_add(tf.cast(batch, tf.float32))
+        self._accumulate(taps, dict(zip(names, grads)), batch, tf.cast(batch, tf.float32))
 
     def reset_scores(self):
         self.score_sum.assign(tf.zeros_like(self.score_sum))

@@ -1,0 +1,256 @@
+"""Pruning inside training: train_step scores, the callback, kt.compress."""
+
+import math
+
+import numpy as np
+import pytest
+
+import keras
+import keras_taylor as kt
+import importlib
+
+compress_module = importlib.import_module("keras_taylor.compress")
+
+L = keras.layers
+
+
+def small_cnn(filters=8, classes=3):
+    inputs = keras.Input((8, 8, 1))
+    x = L.Conv2D(filters, 3, padding="same", name="c1")(inputs)
+    x = L.BatchNormalization(name="bn1")(x)
+    x = L.ReLU()(x)
+    x = L.Conv2D(filters, 3, padding="same", name="c2")(x)
+    x = L.ReLU()(x)
+    x = L.GlobalAveragePooling2D()(x)
+    outputs = L.Dense(classes, activation="softmax", name="head")(x)
+    return keras.Model(inputs, outputs)
+
+
+def toy_data(n=64, classes=3, seed=0):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, classes, n)
+    x = rng.normal(size=(n, 8, 8, 1)).astype("float32") * 0.1
+    x[np.arange(n), y, y, 0] += 3.0  # learnable signal
+    return x, y
+
+
+def compiled(model, lr=1e-2):
+    model.compile(keras.optimizers.Adam(lr), "sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+# --------------------------------------------------------------- train_step
+def test_fit_scores_equal_update_score_when_weights_do_not_move():
+    x, y = toy_data(32)
+    model = small_cnn()
+    pm = kt.TaylorPrunableModel(model)
+    pm.compile(keras.optimizers.SGD(0.0), "sparse_categorical_crossentropy")
+    pm.fit(x, y, batch_size=32, epochs=1, verbose=0, shuffle=False)
+    ref = kt.TaylorPrunableModel(model)
+    ref.update_score(x, y, loss="sparse_categorical_crossentropy", training=True)
+    assert pm.score_count.numpy() == ref.score_count.numpy() == 32
+    prunable = pm.channel_graph.unit_prunable
+    np.testing.assert_allclose(pm.scores[prunable], ref.scores[prunable], rtol=1e-4, atol=1e-9)
+    assert np.all(pm.scores[prunable] >= 0) and pm.scores[prunable].max() > 0
+
+
+def test_fit_trains_weights_and_gathers_scores_in_one_pass():
+    x, y = toy_data()
+    pm = kt.TaylorPrunableModel(small_cnn())
+    compiled(pm)
+    before = [w.copy() for w in pm.get_weights()]
+    pm.fit(x, y, batch_size=16, epochs=1, verbose=0)
+    assert any(not np.allclose(a, b) for a, b in zip(before, pm.get_weights()))
+    assert pm.score_count.numpy() == 64
+
+
+def test_l1_model_trains_without_gathering():
+    x, y = toy_data()
+    pm = compiled(kt.TaylorPrunableModel(small_cnn(), criterion="l1"))
+    pm.fit(x, y, batch_size=16, verbose=0)
+    assert pm.score_count.numpy() == 0
+    assert pm.update_prunables(2) == 2
+
+
+# ----------------------------------------------------------------- callback
+def test_callback_prunes_every_n_steps_within_start_stop():
+    x, y = toy_data(64)
+    pm = compiled(kt.TaylorPrunableModel(small_cnn()))
+    cb = kt.TaylorPruningCallback(frequency=2, amount=1, start_step=2, stop_step=7, verbose=0)
+    history = pm.fit(x, y, batch_size=8, epochs=1, callbacks=[cb], verbose=0)
+    assert [step for step, _, _ in cb.events] == [2, 4, 6]
+    assert int((~pm.alive & pm.channel_graph.unit_prunable).sum()) == 3
+    assert history.history["num_learnables"][-1] == pm.num_learnables
+    assert math.isclose(history.history["learnables_reduction"][-1], pm.learnables_reduction)
+
+
+def test_callback_epoch_frequency_fraction_amount_and_goal():
+    x, y = toy_data(64)
+    pm = compiled(kt.TaylorPrunableModel(small_cnn(filters=16)))
+    start = pm.num_prunables
+    cb = kt.TaylorPruningCallback(frequency="epoch", amount=0.25, goal=0.3, verbose=0)
+    history = pm.fit(x, y, batch_size=16, epochs=6, callbacks=[cb], verbose=0)
+    per_event = round(0.25 * start)
+    assert all(n == per_event for _, n, _ in cb.events)
+    assert cb.done_reason == "learnables reduction goal reached"
+    # once the goal is met, no further event
+    reductions = [r for _, _, r in cb.events]
+    assert reductions[-1] >= 0.3 and all(r < 0.3 for r in reductions[:-1])
+    assert len(history.history["learnables_reduction"]) == 6
+
+
+def test_callback_works_with_early_stopping_checkpoint_and_silence(tmp_path, capsys):
+    x, y = toy_data(64)
+    pm = compiled(kt.TaylorPrunableModel(small_cnn()))
+    path = tmp_path / "ckpt.keras"
+    callbacks = [
+        kt.TaylorPruningCallback(frequency="epoch", amount=1, verbose=0),
+        keras.callbacks.EarlyStopping(monitor="num_learnables", patience=0, mode="max"),
+        keras.callbacks.ModelCheckpoint(str(path), monitor="learnables_reduction", mode="max", save_best_only=True),
+    ]
+    pm.fit(x, y, batch_size=16, epochs=5, callbacks=callbacks, verbose=0)
+    assert capsys.readouterr().out == ""
+    # EarlyStopping on "num_learnables" (mode max) stops after the first decrease
+    assert len(pm.history.history["loss"]) == 2
+    restored = keras.models.load_model(path)
+    assert isinstance(restored, kt.TaylorPrunableModel)
+    np.testing.assert_array_equal(restored.alive, pm.alive)
+
+
+def test_callback_rejects_plain_model_and_bad_arguments():
+    x, y = toy_data(16)
+    model = compiled(small_cnn())
+    with pytest.raises(TypeError, match="TaylorPrunableModel"):
+        model.fit(x, y, callbacks=[kt.TaylorPruningCallback()], verbose=0)
+    for kwargs, word in [
+        (dict(frequency=0), "frequency"),
+        (dict(amount=0), "amount"),
+        (dict(amount=1.5), "amount"),
+        (dict(goal=1.0), "goal"),
+        (dict(start_step=5, stop_step=5), "start_step"),
+    ]:
+        with pytest.raises(ValueError, match=word):
+            kt.TaylorPruningCallback(**kwargs)
+
+
+# ----------------------------------------------------------------- compress
+def test_compress_reaches_goal_and_records_history(capsys):
+    x, y = toy_data(96)
+    model = compiled(small_cnn(filters=12))
+    before = [w.copy() for w in model.get_weights()]
+    pruned, info = kt.compress(model, (x, y), goal=0.3, increment=0.1, batch_size=32, validation_data=(x, y), metric="accuracy")
+    out = capsys.readouterr().out
+    assert info.stop_reason == compress_module.GOAL_REACHED
+    assert info.learnables_reduction >= 0.3
+    assert "fewer learnable parameters" in out and "Iteration 1:" in out
+    ph = info.pruning_history
+    assert list(ph.columns) == ["iteration", "num_learnables", "learnables_reduction"]
+    assert ph.num_learnables.is_monotonic_decreasing and ph.iteration.tolist() == list(range(len(ph)))
+    vh = info.validation_history
+    assert list(vh.columns) == ["iteration", "step", "loss", "metric", "is_final"]
+    assert vh.groupby("iteration").is_final.sum().eq(1).all()
+    assert {"iteration", "epoch", "step", "loss", "accuracy"} <= set(info.training_history.columns)
+    learnables = sum(int(np.prod(w.shape)) for w in pruned.trainable_weights)
+    assert learnables == ph.num_learnables.iloc[-1]
+    assert pruned.compiled and "c1" in info.pruned_layers
+    assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
+    assert not any("taylor" in type(layer).__module__ for layer in pruned.layers)
+    fig = info.plot()
+    assert len(fig.axes) == 2
+
+
+def test_compress_threshold_returns_most_compressed_passing_model(monkeypatch):
+    x, y = toy_data(96)
+    model = compiled(small_cnn(filters=12))
+    values = iter([0.9, 0.85, 0.8, 0.6, 0.5])  # baseline, iteration 1, 2, 3, ...
+
+    def fake_evaluate(pm, val, metric):
+        return 0.1, next(values)
+
+    monkeypatch.setattr(compress_module, "_evaluate", fake_evaluate)
+    pruned, info = kt.compress(
+        model, (x, y), goal=0.9, increment=0.05, fine_tune_epochs=0, batch_size=32,
+        validation_data=(x, y), validation_threshold=0.75, metric="accuracy", verbose=0,
+    )
+    assert info.stop_reason == compress_module.THRESHOLD_REACHED
+    assert info.returned_iteration == 2
+    ph = info.pruning_history
+    expected = ph.loc[ph.iteration == 2, "num_learnables"].iloc[0]
+    assert sum(int(np.prod(w.shape)) for w in pruned.trainable_weights) == expected
+
+
+def test_compress_first_iteration_failing_returns_the_original(monkeypatch):
+    x, y = toy_data(64)
+    model = compiled(small_cnn())
+    values = iter([0.2, 0.5])  # a loss: rises above the 0.3 threshold at once
+    monkeypatch.setattr(compress_module, "_evaluate", lambda pm, val, metric: (0.0, next(values)))
+    pruned, info = kt.compress(model, (x, y), goal=0.5, fine_tune_epochs=0, validation_data=(x, y), validation_threshold=0.3, verbose=0)
+    assert info.stop_reason == compress_module.THRESHOLD_REACHED
+    assert info.returned_iteration == 0 and info.learnables_reduction == 0
+    assert pruned is not model and pruned.count_params() == model.count_params()
+    np.testing.assert_allclose(pruned.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
+
+
+def test_compress_stops_when_nothing_is_prunable():
+    x, y = toy_data(32)
+    inputs = keras.Input((8, 8, 1))
+    h = L.Conv2D(2, 3, name="c")(inputs)
+    model = compiled(keras.Model(inputs, L.Dense(3, activation="softmax")(L.GlobalAveragePooling2D()(h))))
+    pruned, info = kt.compress(model, (x, y), goal=0.9, increment=0.5, fine_tune_epochs=0, verbose=0)
+    assert info.stop_reason == compress_module.NOTHING_PRUNABLE
+    assert pruned.get_layer("c").filters == 1
+
+
+def test_compress_stops_on_non_finite_loss_and_keeps_last_good_model():
+    x, _ = toy_data(64)
+    model = small_cnn(filters=12)
+    model.compile("adam", "mse")
+    targets = np.zeros((64, 3), "float32")
+    targets[5] = np.nan  # a corrupt label makes the loss NaN
+    pruned, info = kt.compress(model, (x, targets), goal=0.5, increment=0.1, batch_size=64, verbose=0)
+    assert info.stop_reason == compress_module.NON_FINITE
+    assert info.returned_iteration == 0
+    assert all(np.isfinite(w).all() for w in pruned.get_weights())
+
+
+def test_compress_accepts_tf_data_and_loss_threshold():
+    import tensorflow as tf
+
+    x, y = toy_data(64)
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
+    model = compiled(small_cnn())
+    pruned, info = kt.compress(model, ds, goal=0.2, increment=0.1, validation_data=ds, validation_threshold=100.0, verbose=0)
+    assert info.metric == "loss" and info.stop_reason == compress_module.GOAL_REACHED
+    assert compress_module.lower_is_better("val_loss") and not compress_module.lower_is_better("accuracy")
+
+
+@pytest.mark.parametrize(
+    "kwargs, word",
+    [
+        (dict(goal=0), "goal"),
+        (dict(goal=1.2), "goal"),
+        (dict(increment=0), "increment"),
+        (dict(fine_tune_epochs=-1), "fine_tune_epochs"),
+        (dict(output="best"), "output"),
+        (dict(validation_threshold=0.5), "validation_data"),
+        (dict(score_batches=0), "score_batches"),
+    ],
+)
+def test_compress_argument_errors(kwargs, word):
+    x, y = toy_data(16)
+    with pytest.raises(ValueError, match=word):
+        kt.compress(compiled(small_cnn()), (x, y), verbose=0, **kwargs)
+
+
+def test_compress_data_and_compile_errors():
+    x, y = toy_data(16)
+    with pytest.raises(ValueError, match="not compiled"):
+        kt.compress(small_cnn(), (x, y), verbose=0)
+    with pytest.raises(ValueError, match="no samples"):
+        kt.compress(compiled(small_cnn()), (x[:0], y[:0]), verbose=0)
+    with pytest.raises(ValueError, match="expects"):
+        kt.compress(compiled(small_cnn()), (x[..., 0], y), verbose=0)
+    with pytest.raises(ValueError, match="different numbers"):
+        kt.compress(compiled(small_cnn()), (x, y[:3]), verbose=0)
+    with pytest.raises(ValueError, match="available"):
+        kt.compress(compiled(small_cnn()), (x, y), validation_data=(x, y), metric="auc", verbose=0)
