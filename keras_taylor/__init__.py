@@ -35,7 +35,7 @@ from keras_taylor.errors import (  # noqa: E402
 )
 from keras_taylor.masking import ChannelMask  # noqa: E402
 from keras_taylor.model import TaylorPrunableModel  # noqa: E402
-from keras_taylor.report import analyze, max_reduction  # noqa: E402
+from keras_taylor.report import analyze, compare, max_reduction  # noqa: E402
 from keras_taylor.surgery import strip_pruning  # noqa: E402
 
 __version__ = "0.1.0"
@@ -52,6 +52,7 @@ __all__ = [
     "TaylorPrunableModel",
     "UnsupportedModelError",
     "analyze",
+    "compare",
     "max_reduction",
     "strip_pruning",
 ]

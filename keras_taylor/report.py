@@ -109,3 +109,43 @@ def max_reduction(model, prune_dense=False):
     alive, _ = graph.remove(graph.prunable_units, full)
     after = accounting.total_learnables(graph, alive)
     return (1 - after / before) if before else 0.0
+
+
+def compare(original, pruned):
+    """Per-layer sizes of `original` next to those of its pruned version.
+
+    Args:
+        original: the `keras.Model` before pruning.
+        pruned: a stripped model derived from it (layer names are kept).
+
+    Returns:
+        A DataFrame with `name`, `type`, `filters_before`, `filters_after`,
+        `learnables_before`, `learnables_after` and `learnables_reduction`,
+        one row a layer of `original` that has learnables.
+
+    Example:
+
+    >>> import keras, keras_taylor as kt
+    >>> inputs = keras.Input((8, 8, 3))
+    >>> x = keras.layers.Conv2D(4, 3)(inputs)
+    >>> model = keras.Model(inputs, keras.layers.Dense(2)(keras.layers.Flatten()(x)))
+    >>> kt.compare(model, model).learnables_reduction.max()
+    0.0
+    """
+    before = analyze(original)
+    after = analyze(pruned).set_index("name")
+    rows = []
+    for row in before.itertuples():
+        if row.num_learnables == 0 or row.name not in after.index:
+            continue
+        new = after.loc[row.name]
+        rows.append({
+            "name": row.name,
+            "type": row.type,
+            "filters_before": row.num_filters,
+            "filters_after": int(new.num_filters),
+            "learnables_before": int(row.num_learnables),
+            "learnables_after": int(new.num_learnables),
+            "learnables_reduction": 1 - int(new.num_learnables) / row.num_learnables,
+        })
+    return pd.DataFrame(rows)

@@ -1,0 +1,291 @@
+"""The `keras-taylor` command: demo, analyze, compress.
+
+Errors are printed as one line (no traceback) with exit status 2.
+"""
+
+import argparse
+import os
+import pathlib
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+class CommandError(Exception):
+    """A user-facing error: printed as one line."""
+
+
+def _build_parser():
+    from keras_taylor import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="keras-taylor",
+        description="Structured Taylor filter pruning for Keras 3 models.",
+    )
+    parser.add_argument("--version", action="version", version=f"keras-taylor {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    demo = sub.add_parser(
+        "demo",
+        help="train a small CNN on an offline dataset and compress it",
+        description=(
+            "Trains a small CNN on a real image dataset, compresses it with "
+            "kt.compress, prints the per-layer table, the pruning history and "
+            "the size/accuracy before and after, and writes the stripped "
+            ".keras model and a PNG plot. The default dataset (scikit-learn's "
+            "8x8 handwritten digits) ships inside a package: no download."
+        ),
+    )
+    demo.add_argument("--dataset", default="digits", choices=["digits", "mnist", "fashion_mnist", "cifar10"])
+    demo.add_argument("--goal", type=float, default=0.5, help="fraction of learnables to remove (default 0.5)")
+    demo.add_argument("--max-drop", type=float, default=0.02, help="accepted accuracy drop, as a fraction (default 0.02)")
+    demo.add_argument("--epochs", type=int, default=None, help="training epochs of the baseline")
+    demo.add_argument("--out", default="keras-taylor-demo", help="output folder (default ./keras-taylor-demo)")
+    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--quick", action="store_true", help="fewer epochs and samples (for smoke tests)")
+
+    analyze = sub.add_parser(
+        "analyze",
+        help="per-layer table, blockers and maximum reduction of a .keras model",
+        description="Prints the per-layer pruning table of a saved model, the blockers with their reasons and the maximum reduction pruning can reach.",
+    )
+    analyze.add_argument("model", help="path to a .keras model")
+    analyze.add_argument("--prune-dense", action="store_true", help="count Dense units as prunable")
+    analyze.add_argument("--csv", help="also write the table to this CSV file")
+
+    compress = sub.add_parser(
+        "compress",
+        help="compress a .keras model on your data",
+        description=(
+            "Iteratively prunes and fine-tunes MODEL on DATA until the goal or "
+            "the validation threshold. DATA is an .npz with x_train, y_train "
+            "(and optionally x_val, y_val), or an image folder in the layout "
+            "keras.utils.image_dataset_from_directory reads (one sub-folder "
+            "per class)."
+        ),
+    )
+    compress.add_argument("model", help="path to a .keras model (compiled, or give --loss)")
+    compress.add_argument("--data", required=True, help=".npz file or image folder")
+    compress.add_argument("--goal", type=float, default=0.3)
+    compress.add_argument("--increment", type=float, default=0.05)
+    compress.add_argument("--epochs", type=int, default=1, help="fine-tuning epochs per iteration")
+    compress.add_argument("--threshold", type=float, default=None, help="validation threshold of --metric")
+    compress.add_argument("--metric", default=None, help="validation metric (default: loss)")
+    compress.add_argument("--loss", default=None, help="loss, if the model was saved uncompiled")
+    compress.add_argument("--optimizer", default="adam", help="optimizer, if the model was saved uncompiled")
+    compress.add_argument("--batch-size", type=int, default=32)
+    compress.add_argument("--criterion", default="taylor", choices=["taylor", "l1", "random"])
+    compress.add_argument("--val-split", type=float, default=0.1, help="validation share of an image folder without x_val")
+    compress.add_argument("--out", required=True, help="output .keras path")
+    return parser
+
+
+def main(argv=None):
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return {"demo": run_demo, "analyze": run_analyze, "compress": run_compress}[args.command](args)
+    except CommandError as exc:
+        print(f"keras-taylor {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except (ValueError, TypeError, OSError) as exc:
+        message = " ".join(str(exc).split())
+        print(f"keras-taylor {args.command}: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"keras-taylor {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+# ------------------------------------------------------------------ helpers
+def _load_model(path):
+    import keras
+
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise CommandError(f"model file '{path}' does not exist")
+    if path.suffix != ".keras":
+        raise CommandError(f"'{path}' is not a .keras file")
+    try:
+        return keras.models.load_model(path, safe_mode=True)
+    except Exception as exc:
+        first = " ".join(str(exc).split())[:300]
+        raise CommandError(f"'{path}' could not be loaded as a Keras model: {first}") from None
+
+
+def _learnables(model):
+    return sum(int(w.numpy().size) for w in model.trainable_weights)
+
+
+def _print_table(title, frame):
+    import pandas as pd
+
+    print(f"\n{title}")
+    with pd.option_context("display.max_rows", 500, "display.width", 200, "display.max_colwidth", 60):
+        print(frame.to_string(index=False))
+
+
+# --------------------------------------------------------------------- demo
+def run_demo(args):
+    import keras
+
+    import keras_taylor as kt
+    from keras_taylor import datasets, reference_models
+
+    if not 0 < args.goal < 1:
+        raise CommandError(f"--goal must be in (0, 1), got {args.goal}")
+    keras.utils.set_random_seed(args.seed)
+    out = pathlib.Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    start = time.time()
+    print(f"Loading the {args.dataset} dataset (offline)...")
+    try:
+        (x_train, y_train), (x_test, y_test) = datasets.load(args.dataset)
+    except Exception as exc:
+        raise CommandError(f"could not load dataset '{args.dataset}' offline: {' '.join(str(exc).split())[:200]}") from None
+    if args.quick:
+        x_train, y_train = x_train[:2000], y_train[:2000]
+        x_test, y_test = x_test[:1000], y_test[:1000]
+    num_classes = int(y_train.max()) + 1
+    if args.dataset == "cifar10":
+        model = reference_models.resnet20(x_train.shape[1:], num_classes)
+        epochs, lr = 8, 2e-3
+    else:
+        model = reference_models.digits_cnn(x_train.shape[1:], num_classes)
+        epochs, lr = (40, 3e-3) if args.dataset == "digits" else (2, 2e-3)
+    if args.epochs is not None:
+        epochs = args.epochs
+    elif args.quick:
+        epochs = max(1, epochs // 4)
+    model.compile(keras.optimizers.Adam(lr), "sparse_categorical_crossentropy", metrics=["accuracy"])
+    print(f"Training {model.name} on {len(x_train)} images for {epochs} epochs...")
+    model.fit(x_train, y_train, batch_size=64, epochs=epochs, verbose=0)
+    baseline = model.evaluate(x_test, y_test, verbose=0, return_dict=True)["accuracy"]
+    before = _learnables(model)
+    print(f"Baseline: {before} learnables, test accuracy {100 * baseline:.2f}%")
+    print(f"Maximum reduction by filter pruning: {100 * kt.max_reduction(model):.1f}% of learnables")
+
+    threshold = baseline - args.max_drop
+    print(
+        f"\nCompressing: goal {100 * args.goal:.0f}% fewer learnables, "
+        f"accuracy floor {100 * threshold:.2f}% (baseline - {100 * args.max_drop:.1f} points)"
+    )
+    pruned, info = kt.compress(
+        model, (x_train, y_train), goal=args.goal, increment=0.1, fine_tune_epochs=2 if args.dataset == "digits" else 1,
+        validation_data=(x_test, y_test), validation_threshold=threshold, metric="accuracy",
+        batch_size=64, verbose=1 if sys.stdout.isatty() else 0,
+    )
+    accuracy = pruned.evaluate(x_test, y_test, verbose=0, return_dict=True)["accuracy"]
+    after = _learnables(pruned)
+
+    _print_table("Per-layer sizes, original -> compressed:", kt.compare(model, pruned).round(3))
+    _print_table("Pruning history:", info.pruning_history)
+    summary = [
+        ("learnables", before, after),
+        ("parameters", model.count_params(), pruned.count_params()),
+        ("test accuracy %", round(100 * baseline, 2), round(100 * accuracy, 2)),
+    ]
+    print("\nBefore / after:")
+    for name, a, b in summary:
+        print(f"  {name:16s} {a:>10} -> {b}")
+    print(f"  stop reason: {info.stop_reason}")
+    model_path = out / f"{model.name}_pruned.keras"
+    plot_path = out / "pruning.png"
+    pruned.save(model_path)
+    info.plot(plot_path)
+    info.pruning_history.to_csv(out / "pruning_history.csv", index=False)
+    info.validation_history.to_csv(out / "validation_history.csv", index=False)
+    print(f"\nWrote {model_path}, {plot_path} and the history CSVs in {out}/ ({time.time() - start:.0f} s)")
+    return 0
+
+
+# ------------------------------------------------------------------ analyze
+def run_analyze(args):
+    import keras_taylor as kt
+
+    model = _load_model(args.model)
+    table = kt.analyze(model, prune_dense=args.prune_dense)
+    _print_table(
+        f"Model '{model.name}': {int(table.num_learnables.sum())} learnables",
+        table[["name", "type", "output_shape", "num_learnables", "num_filters", "prunable"]],
+    )
+    blocked = table[table.blocked_by.notna()]
+    if len(blocked):
+        _print_table("Blocked layers:", blocked[["name", "blocked_by", "reason"]])
+    sources = int((table.num_filters > 0).sum())
+    print(f"\nPrunable layers: {int(table.prunable.sum())} of {sources} filter-producing layers")
+    print(f"Maximum reduction (one channel left per layer): {100 * kt.max_reduction(model, prune_dense=args.prune_dense):.1f}% of learnables")
+    if args.csv:
+        table.to_csv(args.csv, index=False)
+        print(f"Wrote {args.csv}")
+    return 0
+
+
+# ----------------------------------------------------------------- compress
+def _load_data(path, model, batch_size, val_split, seed=0):
+    import numpy as np
+
+    path = pathlib.Path(path)
+    if path.is_dir():
+        import keras
+
+        size = tuple(model.inputs[0].shape[1:3])
+        channels = model.inputs[0].shape[-1]
+        mode = {1: "grayscale", 3: "rgb", 4: "rgba"}.get(channels)
+        if mode is None or None in size:
+            raise CommandError(f"model input {model.inputs[0].shape} does not look like an image input")
+        kwargs = dict(image_size=size, color_mode=mode, batch_size=batch_size, seed=seed)
+        if val_split:
+            train, val = keras.utils.image_dataset_from_directory(path, validation_split=val_split, subset="both", **kwargs)
+        else:
+            train, val = keras.utils.image_dataset_from_directory(path, **kwargs), None
+        return train, val
+    if path.suffix == ".npz" and path.is_file():
+        with np.load(path, allow_pickle=False) as f:
+            if "x_train" not in f or "y_train" not in f:
+                raise CommandError(f"'{path}' must hold arrays x_train and y_train (found: {', '.join(f.files)})")
+            train = (f["x_train"], f["y_train"])
+            val = (f["x_val"], f["y_val"]) if "x_val" in f and "y_val" in f else None
+        return train, val
+    raise CommandError(f"--data '{path}' is neither an .npz file nor an image folder")
+
+
+def run_compress(args):
+    import keras
+
+    import keras_taylor as kt
+
+    model = _load_model(args.model)
+    if not getattr(model, "compiled", False) or model.optimizer is None:
+        if not args.loss:
+            raise CommandError("the model was saved without compile(); give --loss (and --optimizer)")
+        metrics = [args.metric] if args.metric and args.metric != "loss" else []
+        model.compile(args.optimizer, args.loss, metrics=metrics)
+    train, val = _load_data(args.data, model, args.batch_size, args.val_split)
+    if args.threshold is not None and val is None:
+        raise CommandError("--threshold needs validation data: x_val/y_val in the .npz, or an image folder")
+    out = pathlib.Path(args.out)
+    if out.suffix != ".keras":
+        raise CommandError(f"--out must end in .keras, got '{out}'")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    pruned, info = kt.compress(
+        model, train, goal=args.goal, increment=args.increment, fine_tune_epochs=args.epochs,
+        validation_data=val, validation_threshold=args.threshold, metric=args.metric,
+        criterion=args.criterion, batch_size=args.batch_size, verbose=1,
+    )
+    pruned.save(out)
+    stem = out.with_suffix("")
+    info.pruning_history.to_csv(f"{stem}.pruning_history.csv", index=False)
+    info.validation_history.to_csv(f"{stem}.validation_history.csv", index=False)
+    info.training_history.to_csv(f"{stem}.training_history.csv", index=False)
+    info.plot(f"{stem}.png")
+    print(f"Wrote {out}, {stem}.png and {stem}.*_history.csv")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
