@@ -40,8 +40,10 @@ class TaylorPruningCallback(keras.callbacks.Callback):
     >>> cb = kt.TaylorPruningCallback(frequency=2, amount=1, verbose=0)
     >>> history = pm.fit(np.ones((16, 8, 8, 1)), np.ones((16, 2)), batch_size=4,
     ...                  callbacks=[cb], verbose=0)
-    >>> pm.alive.sum() < 8
-    True
+    >>> [pruned for step, pruned, reduction in cb.events]
+    [1, 1]
+    >>> pm.num_prunables
+    5
     """
 
     def __init__(

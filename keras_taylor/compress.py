@@ -46,6 +46,20 @@ class PruningInfo:
         metric: name of the validation metric.
         threshold: the validation threshold, or None.
         returned_iteration: the iteration whose model was returned.
+
+    Example (the object `kt.compress` returns):
+
+    >>> import keras, numpy as np, keras_taylor as kt
+    >>> inputs = keras.Input((6, 6, 1))
+    >>> x = keras.layers.Conv2D(8, 3, activation="relu")(inputs)
+    >>> model = keras.Model(inputs, keras.layers.Dense(2)(keras.layers.Flatten()(x)))
+    >>> model.compile("adam", "mse")
+    >>> data = (np.random.rand(32, 6, 6, 1), np.random.rand(32, 2))
+    >>> _, info = kt.compress(model, data, goal=0.4, increment=0.2, verbose=0)
+    >>> list(info.pruning_history.columns)
+    ['iteration', 'num_learnables', 'learnables_reduction']
+    >>> info.learnables_reduction >= 0.4
+    True
     """
 
     pruning_history: pd.DataFrame

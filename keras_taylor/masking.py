@@ -50,7 +50,7 @@ class ChannelMask(keras.layers.Layer):
 
     >>> layer = ChannelMask(3)
     >>> layer.build((None, 3))
-    >>> layer.mask.assign([1.0, 0.0, 1.0])
+    >>> _ = layer.mask.assign([1.0, 0.0, 1.0])
     >>> keras.ops.convert_to_numpy(layer(keras.ops.ones((1, 3)))).tolist()
     [[1.0, 0.0, 1.0]]
     """

@@ -41,7 +41,8 @@ def analyze(model_or_pm, prune_dense=False):
     >>> inputs = keras.Input((8, 8, 3))
     >>> x = keras.layers.Conv2D(4, 3)(inputs)
     >>> outputs = keras.layers.GroupNormalization(2)(x)
-    >>> kt.analyze(keras.Model(inputs, outputs)).loc[1, "blocked_by"]
+    >>> table = kt.analyze(keras.Model(inputs, outputs)).set_index("name")
+    >>> table.loc["conv2d", "blocked_by"]
     'group_normalization'
     """
     graph, alive = _graph_and_alive(model_or_pm, prune_dense)
@@ -102,6 +103,15 @@ def max_reduction(model, prune_dense=False):
 
     Returns:
         A float in [0, 1).
+
+    Example:
+
+    >>> import keras, keras_taylor as kt
+    >>> inputs = keras.Input((4, 4, 1))
+    >>> x = keras.layers.Conv2D(4, 1, use_bias=False)(inputs)
+    >>> model = keras.Model(inputs, keras.layers.Dense(1, use_bias=False)(x))
+    >>> kt.max_reduction(model)  # 8 weights -> 2 when one filter is left
+    0.75
     """
     graph, _ = _graph_and_alive(model, prune_dense)
     full = np.ones(graph.num_units, dtype=bool)
@@ -129,7 +139,7 @@ def compare(original, pruned):
     >>> inputs = keras.Input((8, 8, 3))
     >>> x = keras.layers.Conv2D(4, 3)(inputs)
     >>> model = keras.Model(inputs, keras.layers.Dense(2)(keras.layers.Flatten()(x)))
-    >>> kt.compare(model, model).learnables_reduction.max()
+    >>> float(kt.compare(model, model).learnables_reduction.max())
     0.0
     """
     before = analyze(original)

@@ -1,0 +1,1 @@
+"""Benchmarks of keras_taylor; run each as `python -m benchmarks.<name>`."""

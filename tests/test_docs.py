@@ -1,0 +1,34 @@
+"""Docstring examples run, and docs/api.md matches the docstrings."""
+
+import doctest
+import importlib
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+MODULES = [
+    "keras_taylor.model", "keras_taylor.surgery", "keras_taylor.report", "keras_taylor.callbacks",
+    "keras_taylor.compress", "keras_taylor.masking", "keras_taylor.reference_models",
+]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples_run(name):
+    module = importlib.import_module(name)
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.failed == 0
+
+
+def test_every_public_name_has_a_docstring_with_an_example():
+    import keras_taylor as kt
+
+    missing = [n for n in kt.__all__ if ">>>" not in (getattr(kt, n).__doc__ or "") and not n.endswith("Error")]
+    assert missing == [], f"public names without a runnable example: {missing}"
+
+
+def test_api_reference_is_current():
+    result = subprocess.run([sys.executable, str(REPO / "docs" / "generate_api.py"), "--check"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
