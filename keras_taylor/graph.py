@@ -14,6 +14,7 @@ multipliers or flattening needs no special case.
 `replay` rebuilds the flat graph with new layers (copies, masked or sliced).
 """
 
+import collections
 import dataclasses
 
 import numpy as np
@@ -273,9 +274,13 @@ class ChannelGraph:
         for tid, name in zip(flat.inputs, flat.input_names):
             channels = flat.tensors[tid].shape[-1] or 0
             elems[tid] = self._fixed(channels, name, "it is a model input")
+        calls = collections.Counter(id(node.layer) for node in flat.nodes)
         for node in flat.nodes:
             handler = handlers.get_handler(node.layer)
-            outs = handler.propagate(self, node, [elems[t] for t in node.inputs])
+            ins = [elems[t] for t in node.inputs]
+            if calls[id(node.layer)] > 1:
+                self._bind_shared(node, ins)
+            outs = handler.propagate(self, node, ins)
             for tid, out in zip(node.outputs, outs):
                 elems[tid] = np.asarray(out, dtype=np.int64)
         for tid, name in zip(flat.outputs, flat.output_names):
@@ -325,6 +330,14 @@ class ChannelGraph:
             self.union(self._bound_inputs[key], elems)
         else:
             self._bound_inputs[key] = elems
+
+    def _bind_shared(self, node, ins):
+        # `replay` makes a shared layer once, with one config and one set of
+        # weights, so every call of it must keep the same input channels.
+        for k, elems in enumerate(ins):
+            first = self._bound_inputs.get((id(node.layer), k))
+            if first is None or len(first) == len(elems):
+                self.bind_input(node, k, elems)
 
     def mask_point(self, node, elems):
         self._mask_elems[node.index] = elems

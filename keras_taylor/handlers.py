@@ -16,6 +16,7 @@ type is not registered is a blocker: it is never guessed at.
 import numpy as np
 
 import keras
+from keras import tree
 
 SOURCE = "source"  # channels a pruning criterion may remove (conv filters)
 PASSIVE = "passive"  # channels that can be sliced but never start pruning
@@ -139,17 +140,44 @@ BLOCK_CHANNELS_FIRST = Blocker(
 )
 
 
+# Built-in activations that are not element-wise (glu also halves the axis).
+_MIXING_ACTIVATIONS = ("softmax", "log_softmax", "sparsemax", "glu")
+_NOT_ACTIVATIONS = ("get", "serialize", "deserialize")
+
+
+def activation_problem(config):
+    """Why the `activation` in a layer config stops channel pruning, or None.
+
+    Only Keras's own element-wise activations are trusted; a custom function
+    could mix the channels, and is not guessed at.
+    """
+    name = config.get("activation")
+    if name is None:
+        return None
+    if (
+        not isinstance(name, str)
+        or name in _NOT_ACTIVATIONS
+        or not callable(getattr(keras.activations, name, None))
+    ):
+        if isinstance(name, dict):
+            name = name.get("config", name)
+        return (
+            f"its activation {name!r} is not a Keras element-wise activation, "
+            "so it may mix the channels"
+        )
+    if name in _MIXING_ACTIVATIONS:
+        return f"its activation '{name}' works across the channels"
+    return None
+
+
 class ActivationHandler(PassThrough):
     """Element-wise activations pass through; softmax mixes the channels."""
 
-    _MIXING = ("softmax", "log_softmax")
-
     def propagate(self, ctx, node, ins):
-        if str(node.config.get("activation")) in self._MIXING:
-            return Blocker(
-                "{type} applies softmax across the channels, so its result "
-                "depends on every channel"
-            ).propagate(ctx, node, ins)
+        problem = activation_problem(node.config)
+        if problem:
+            reason = "{type}: " + problem.replace("{", "{{").replace("}", "}}")
+            return Blocker(reason).propagate(ctx, node, ins)
         return [ins[0]]
 
 
@@ -218,6 +246,17 @@ class Producer(Handler):
         return PASSIVE
 
     def propagate(self, ctx, node, ins):
+        outs = self._propagate(ctx, node, ins)
+        problem = activation_problem(node.config)
+        if problem is None:
+            return outs
+        ctx.block(outs[0], node, problem)
+        channels = _last_dim(node.output_shapes[0]) or 0
+        if len(outs[0]) != channels:  # glu halves the channels
+            return [ctx.fixed(node, channels, problem)]
+        return outs
+
+    def _propagate(self, ctx, node, ins):
         groups = node.config.get("groups", 1)
         size = node.config[self.size_key]
         if _is_channels_first(node):
@@ -245,12 +284,7 @@ class Producer(Handler):
                 )
             ]
         ctx.bind_input(node, 0, ins[0])
-        out = ctx.source(node, size, self.role(ctx))
-        if str(node.config.get("activation")) in ActivationHandler._MIXING:
-            ctx.block(
-                out, node, "its activation is a softmax across the channels"
-            )
-        return [out]
+        return [ctx.source(node, size, self.role(ctx))]
 
     def filter_weights(self, layer):
         """(kernel, output axis): the weights that make each filter."""
@@ -286,7 +320,14 @@ class DepthwiseHandler(Handler):
             return BLOCK_CHANNELS_FIRST.propagate(ctx, node, ins)
         ctx.bind_input(node, 0, ins[0])
         multiplier = int(node.config.get("depth_multiplier", 1))
-        return [np.repeat(ins[0], multiplier)]
+        out = np.repeat(ins[0], multiplier)
+        problem = activation_problem(node.config)
+        if problem:
+            ctx.block(out, node, problem)
+            channels = _last_dim(node.output_shapes[0]) or 0
+            if len(out) != channels:
+                return [ctx.fixed(node, channels, problem)]
+        return [out]
 
     def weight_slices(self, node, keep):
         return {"kernel": {-2: keep.inputs[0]}, "bias": {0: keep.outputs[0]}}
@@ -312,6 +353,18 @@ class SeparableHandler(Producer):
         }
 
 
+def _constants(node):
+    """Array arguments of a keras op call that are not graph tensors."""
+    arguments = getattr(node.keras_node, "arguments", None)
+    if arguments is None:
+        return []
+    values = tree.flatten((arguments.args, arguments.kwargs))
+    return [
+        v for v in values
+        if not isinstance(v, keras.KerasTensor) and hasattr(v, "shape")
+    ]
+
+
 class ElementwiseMerge(Handler):
     """Add, Multiply, ...: same-index channels of every input are coupled.
 
@@ -320,6 +373,14 @@ class ElementwiseMerge(Handler):
 
     def propagate(self, ctx, node, ins):
         channels = _last_dim(node.output_shapes[0])
+        if channels and channels > 1 and any(
+            np.ndim(v) and np.shape(v)[-1] == channels for v in _constants(node)
+        ):
+            # e.g. `x * np.array([...])`: replay re-inserts the constant
+            # unsliced, so the channels it scales cannot be removed.
+            return Blocker(
+                "{type} uses a constant with one value per channel"
+            ).propagate(ctx, node, ins)
         full = [e for e in ins if len(e) == channels]
         if not full:
             return [ctx.fixed(node, channels or 0, "broadcast result")]

@@ -265,7 +265,7 @@ class TaylorPrunableModel(keras.Model):
             sample_weight: optional per-sample weights for the compiled loss.
             training: run the forward pass in training mode.
         """
-        if loss is None and getattr(self, "compiled_loss", None) is None and not getattr(self, "loss", None):
+        if loss is None and getattr(self, "_compile_loss", None) is None:
             raise PruningStateError(
                 "update_score needs a loss: pass loss=... or compile() the model."
             )

@@ -23,7 +23,7 @@ def run(mode, out, *extra, wait=True):
         [sys.executable, str(WORKER), mode, str(out), *extra],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
-    return proc.communicate(timeout=300) + (proc.returncode,) if wait else proc
+    return proc.communicate(timeout=900) + (proc.returncode,) if wait else proc
 
 
 def load(path):
@@ -72,7 +72,7 @@ def test_multi_worker_mirrored_strategy_two_processes(single, tmp_path):
         config = json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}})
         procs.append(run("multiworker", tmp_path / f"w{index}.npz", config, wait=False))
     for proc in procs:
-        out, err = proc.communicate(timeout=300)
+        out, err = proc.communicate(timeout=900)
         assert proc.returncode == 0, err[-2000:]
     for index in range(2):
         scores, count, replicas = load(tmp_path / f"w{index}.npz")

@@ -1,0 +1,92 @@
+"""kt.analyze and kt.max_reduction against hand-computed numbers."""
+
+import numpy as np
+import pytest
+
+import keras
+from keras import layers
+
+import keras_taylor as kt
+
+from helpers import prune_channels, randomize_weights, tiny_cnn
+
+REQUIRED = [
+    "name", "type", "output_shape", "num_learnables", "learnables_reduction",
+    "num_pruned_filters", "prunable", "blocked_by", "reason",
+]
+
+
+def test_analyze_plain_model_columns_and_values():
+    model = tiny_cnn(filters=(4, 6))
+    table = kt.analyze(model)
+    assert set(REQUIRED) <= set(table.columns)
+    assert list(table["name"]) == [l.name for l in model.layers[1:]]
+    t = table.set_index("name")
+    assert t.loc["c0", "type"] == "Conv2D"
+    assert tuple(t.loc["c0", "output_shape"]) == (None, 8, 8, 4)
+    assert t.loc["c0", "num_learnables"] == 27 * 4 + 4
+    assert t.loc["c1", "num_learnables"] == 9 * 4 * 6 + 6
+    # BatchNorm learnables are gamma and beta, not the moving statistics.
+    bn = table[table["type"] == "BatchNormalization"].iloc[0]
+    assert bn["num_learnables"] == 2 * 4
+    assert (table["learnables_reduction"] == 0).all()
+    assert (table["num_pruned_filters"] == 0).all()
+    assert bool(t.loc["c0", "prunable"]) and bool(t.loc["c1", "prunable"])
+    assert not bool(t.loc["head", "prunable"])
+    assert t["blocked_by"].isna().all()
+
+
+def test_analyze_prunable_model_after_pruning():
+    model = randomize_weights(tiny_cnn(filters=(4, 6)))
+    pm = kt.TaylorPrunableModel(model)
+    prune_channels(pm, "c0", [0, 1, 2])
+    prune_channels(pm, "c1", [5])
+    t = kt.analyze(pm).set_index("name")
+    assert "ChannelMask" not in set(t["type"])
+    assert t.loc["c0", "num_pruned_filters"] == 3
+    assert t.loc["c1", "num_pruned_filters"] == 1
+    assert tuple(t.loc["c0", "output_shape"]) == (None, 8, 8, 1)
+    assert t.loc["c0", "num_learnables"] == 27 * 1 + 1
+    assert t.loc["c0", "learnables_reduction"] == pytest.approx(1 - 28 / 112)
+    # c1 loses 3 of 4 input channels and 1 of 6 filters.
+    assert t.loc["c1", "num_learnables"] == 9 * 1 * 5 + 5
+    assert t.loc["c1", "learnables_reduction"] == pytest.approx(1 - 50 / 222)
+    assert t.loc["head", "num_learnables"] == 5 * 3 + 3
+    assert t.loc["head", "num_pruned_filters"] == 0
+
+
+def test_max_reduction_by_hand():
+    # 3 -> c0(4) -> BN -> c1(6) -> BN -> GAP -> Dense(3); learnables:
+    # c0 112, bn 8, c1 222, bn 12, dense 21 = 375. Keeping one channel per
+    # layer: c0 28, bn 2, c1 10, bn 2, dense 6 = 48.
+    model = tiny_cnn(filters=(4, 6))
+    assert kt.max_reduction(model) == pytest.approx(1 - 48 / 375)
+    pm = kt.TaylorPrunableModel(model)
+    assert kt.max_reduction(pm) == pytest.approx(1 - 48 / 375)
+
+
+def test_max_reduction_with_coupling_and_blockers():
+    # a(4) + b(4) coupled; c(5) feeds LayerNormalization: blocked.
+    # Learnables: a 16, b 16, c 25, ln 10, dense 5*2+2=12 -> 79.
+    # Keeping one channel of the a/b group: a 4, b 4, c 1*5+5=10 -> 40.
+    inputs = keras.Input((8, 8, 3))
+    a = layers.Conv2D(4, 1, name="a")(inputs)
+    b = layers.Conv2D(4, 1, name="b")(inputs)
+    c = layers.Conv2D(5, 1, name="c")(layers.Add()([a, b]))
+    x = layers.LayerNormalization(name="ln")(c)
+    model = keras.Model(inputs, layers.Dense(2)(layers.GlobalAveragePooling2D()(x)))
+    assert kt.max_reduction(model) == pytest.approx(1 - 40 / 79)
+    t = kt.analyze(model).set_index("name")
+    assert t.loc["c", "blocked_by"] == "ln"
+    assert "normalises" in t.loc["c", "reason"]
+    assert t.loc["a", "prunable"] and t.loc["b", "prunable"]
+
+
+def test_max_reduction_of_dense_only_when_enabled():
+    inputs = keras.Input((5,))
+    x = layers.Dense(8, name="d1")(inputs)
+    model = keras.Model(inputs, layers.Dense(2, name="d2")(x))
+    assert kt.max_reduction(model) == 0.0
+    # d1: 48 -> 6, d2: 18 -> 4; total 66 -> 10.
+    assert kt.max_reduction(model, prune_dense=True) == pytest.approx(1 - 10 / 66)
+    assert np.isfinite(kt.analyze(model, prune_dense=True)["num_learnables"]).all()
