@@ -42,29 +42,13 @@ def tap_layout(mask_units, tap_shapes, spatial_reduction):
     return layout
 
 
-@tf.function(jit_compile=True)
 def _position_sums(tap, grad):
-    """Per-sample, per-channel sum over positions of tap x grad.
-
-    Compiled with XLA so the product is reduced as it is formed, instead of
-    being written out as another activation-sized tensor.
-    """
+    """Per-sample, per-channel sum over positions of tap x grad."""
     product = tf.cast(tap, tf.float32) * tf.cast(grad, tf.float32)
     rank = len(product.shape)
     if rank > 2:
         product = tf.reduce_sum(product, axis=list(range(1, rank - 1)))
     return product
-
-
-def _unfused_position_sums(tap, grad):
-    product = tf.cast(tap, tf.float32) * tf.cast(grad, tf.float32)
-    rank = len(product.shape)
-    if rank > 2:
-        product = tf.reduce_sum(product, axis=list(range(1, rank - 1)))
-    return product
-
-
-FUSED = True
 
 
 def taylor_batch_scores(taps, tap_grads, layout, num_units, sample_scale):
@@ -86,7 +70,7 @@ def taylor_batch_scores(taps, tap_grads, layout, num_units, sample_scale):
         grad = tap_grads.get(name)
         if grad is None or name not in layout:
             continue
-        product = _position_sums(tap, grad) if FUSED else _unfused_position_sums(tap, grad)
+        product = _position_sums(tap, grad)
         units, weight = layout[name]
         parts.append(tf.transpose(product * weight))
         segments.append(units)
