@@ -115,5 +115,19 @@ def write_section(name, text, path=BENCHMARKS_MD):
         tail = rest.split(end, 1)[1]
         current = head + block + tail
     else:
-        current = current.rstrip() + "\n\n" + block + "\n"
+        current = _insert_new(current, block)
     path.write_text(current)
+
+
+def _insert_new(current, block):
+    """Appends `block`, but before any trailing section written without markers.
+
+    (`strip_speed.py` replaces its "## " section up to the next "## " heading;
+    a marked section after it would lose its begin marker.)
+    """
+    lines = current.rstrip().split("\n")
+    last_end = max((i for i, line in enumerate(lines) if line.startswith("<!-- /section:")), default=-1)
+    for i in range(last_end + 1, len(lines)):
+        if lines[i].startswith("## ") and not (i > 0 and lines[i - 1].startswith("<!-- section:")):
+            return "\n".join(lines[:i]).rstrip() + "\n\n" + block + "\n\n" + "\n".join(lines[i:]) + "\n"
+    return current.rstrip() + "\n\n" + block + "\n"

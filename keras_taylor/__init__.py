@@ -27,6 +27,7 @@ if _keras.backend.backend() != "tensorflow":
 from keras_taylor.callbacks import TaylorPruningCallback  # noqa: E402
 from keras_taylor.compress import PruningInfo, compress  # noqa: E402
 from keras_taylor.errors import (  # noqa: E402
+    CheckpointError,
     InvalidArgumentError,
     KerasTaylorError,
     NothingPrunableError,
@@ -45,6 +46,7 @@ __all__ = [
     "PruningInfo",
     "TaylorPruningCallback",
     "compress",
+    "CheckpointError",
     "InvalidArgumentError",
     "KerasTaylorError",
     "NothingPrunableError",

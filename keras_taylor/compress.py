@@ -15,8 +15,10 @@ import tensorflow as tf
 import keras
 from keras.src.utils import io_utils
 
+from keras_taylor import checkpoint
 from keras_taylor import data as data_utils
 from keras_taylor.errors import InvalidArgumentError, PruningStateError
+from keras_taylor.graph import read_model
 from keras_taylor.model import TaylorPrunableModel
 from keras_taylor.surgery import strip_pruning
 
@@ -198,6 +200,8 @@ def compress(
     max_iterations=None,
     callbacks=None,
     verbose=1,
+    seed=None,
+    checkpoint_dir=None,
 ):
     """Compresses `model` by iterative Taylor pruning and fine-tuning.
 
@@ -236,6 +240,17 @@ def compress(
         max_iterations: optional cap on pruning iterations.
         callbacks: extra Keras callbacks for the fine-tuning `fit` calls.
         verbose: 0 silent, 1 progress bars and a line per iteration.
+        seed: optional int. Seeds Keras, TensorFlow, NumPy and Python
+            (`keras.utils.set_random_seed`) and the shuffling of array data,
+            afresh at each iteration from `(seed, iteration)`, so runs repeat
+            and a resumed run ends where an uninterrupted one does.
+        checkpoint_dir: optional directory. After every completed iteration
+            the state (current and best model, histories, scores, stop
+            bookkeeping, a fingerprint of the arguments, model and data) is
+            written there atomically. Calling `compress` again with the same
+            arguments resumes after the last completed iteration (or returns
+            the finished result); different arguments, model or data, or a
+            corrupt checkpoint, raise `CheckpointError`.
 
     Returns:
         `(pruned_model, info)`: a plain `keras.Model` compiled like `model`,
@@ -256,6 +271,11 @@ def compress(
     'Learnables reduction goal reached.'
     """
     _check_args(goal, increment, fine_tune_epochs, score_batches, output, validation_data, validation_threshold, max_iterations)
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
+        raise InvalidArgumentError(f"seed must be a non-negative int or None, got {seed!r}")
+    # A subclassed or unbuilt model must fail here, with the reason, before
+    # the data checks read its (missing) inputs.
+    read_model(model, "model")
     if not getattr(model, "compiled", False) or getattr(model, "optimizer", None) is None:
         raise PruningStateError(
             f"model '{model.name}' is not compiled: compress fine-tunes with the "
@@ -263,53 +283,88 @@ def compress(
             "model.compile(optimizer, loss, metrics) first."
         )
     compile_config = model.get_compile_config()
-    train = data_utils.as_dataset(ds, batch_size, shuffle=True, name="ds")
+    train = data_utils.as_dataset(ds, batch_size, shuffle=True, name="ds", seed=_iteration_seed(seed, 1))
     data_utils.check_matches(model, train, "ds")
     val = None
     if validation_data is not None:
         val = data_utils.as_dataset(validation_data, batch_size, shuffle=False, name="validation_data")
         data_utils.check_matches(model, val, "validation_data")
     say = io_utils.print_msg if verbose else (lambda *a, **k: None)
+    metric = metric or "loss"
+    minimize = lower_is_better(metric)
 
-    def wrap(m):
-        pm = TaylorPrunableModel(m, criterion=criterion, normalize=normalize, prune_dense=prune_dense)
+    ckpt, state = None, None
+    if checkpoint_dir is not None:
+        fingerprint = dict(
+            goal=goal, increment=increment, fine_tune_epochs=fine_tune_epochs, score_batches=score_batches,
+            validation_threshold=validation_threshold, metric=metric, output=output, criterion=criterion,
+            normalize=normalize, prune_dense=prune_dense, batch_size=batch_size, max_iterations=max_iterations,
+            seed=seed, ds=checkpoint.data_fingerprint(ds),
+            validation_data=checkpoint.data_fingerprint(validation_data),
+            **checkpoint.model_fingerprint(model),
+        )
+        ckpt = checkpoint.CompressCheckpoint(checkpoint_dir, fingerprint)
+        state = ckpt.load()
+
+    def wrap(m, iteration):
+        pm = TaylorPrunableModel(
+            m, criterion=criterion, normalize=normalize, prune_dense=prune_dense,
+            seed=_iteration_seed(seed, iteration),
+        )
         pm.compile_from_config(compile_config)
         return pm
 
-    pm = wrap(model)
-    original = pm.original_learnables
-    metric = metric or "loss"
-    minimize = lower_is_better(metric)
-    baseline_loss, baseline_value = _evaluate(pm, val, metric) if val is not None else (None, None)
-    if val is not None and validation_threshold is not None and not _meets(baseline_value, validation_threshold, minimize):
-        say(f"The unpruned model already misses the threshold ({metric} {baseline_value:.4g}).")
-    pruning_rows = [dict(iteration=0, num_learnables=original, learnables_reduction=0.0)]
-    val_rows = []
-    if val is not None:
-        val_rows.append(dict(iteration=0, step=0, loss=baseline_loss, metric=baseline_value, is_final=True))
-    train_rows = []
-    best_model, best_iteration = None, 0
-    stop_reason = MAX_ITERATIONS
-    iteration = 0
-    need_fresh_scores = True
-    while max_iterations is None or iteration < max_iterations:
+    best_model = None
+    if state is None:
+        _reseed(seed, 0)
+        pm = wrap(model, 0)
+        state = dict(
+            iteration=0, original=int(pm.original_learnables), need_fresh_scores=True,
+            best_iteration=0, stop_reason=None, val_rows=[], train_rows=[],
+            pruning_rows=[dict(iteration=0, num_learnables=int(pm.original_learnables), learnables_reduction=0.0)],
+        )
+        if val is not None:
+            baseline_loss, baseline_value = _evaluate(pm, val, metric)
+            if validation_threshold is not None and not _meets(baseline_value, validation_threshold, minimize):
+                say(f"The unpruned model already misses the threshold ({metric} {baseline_value:.4g}).")
+            state["val_rows"].append(dict(iteration=0, step=0, loss=baseline_loss, metric=baseline_value, is_final=True))
+    else:
+        if state["best_iteration"]:
+            best_model = ckpt.load_model("best")
+        if state["stop_reason"] is None:
+            pm = wrap(ckpt.load_model("current"), state["iteration"])
+            scores = ckpt.load_arrays("scores")
+            pm.score_sum.assign(scores["score_sum"])
+            pm.score_count.assign(scores["score_count"])
+        say(f"Resuming from {checkpoint_dir} after iteration {state['iteration']}.")
+    original = state["original"]
+    pruning_rows, val_rows, train_rows = state["pruning_rows"], state["val_rows"], state["train_rows"]
+
+    while state["stop_reason"] is None:
+        iteration = state["iteration"]
+        if max_iterations is not None and iteration >= max_iterations:
+            state["stop_reason"] = MAX_ITERATIONS
+            break
         reduction = 1 - pm.num_learnables / original
         if reduction >= goal - 1e-9:
-            stop_reason = GOAL_REACHED
+            state["stop_reason"] = GOAL_REACHED
             break
         iteration += 1
-        if criterion == "taylor" and (score_batches is not None or need_fresh_scores or float(pm.score_count.numpy()) <= 0):
+        # Every random choice of an iteration follows from (seed, iteration),
+        # so a resumed run repeats what the interrupted one would have done.
+        _reseed(seed, iteration)
+        train = data_utils.as_dataset(ds, batch_size, shuffle=True, name="ds", seed=_iteration_seed(seed, iteration))
+        if criterion == "taylor" and (score_batches is not None or state["need_fresh_scores"] or float(pm.score_count.numpy()) <= 0):
             pm.reset_scores()
             for x, y, *rest in _batches(train, score_batches):
                 pm.update_score(x, y, sample_weight=rest[0] if rest else None)
         step = min(increment, goal - reduction) * original / pm.original_learnables
         pruned = pm.update_prunables(None, learnables_reduction=min(1.0, step))
         if pruned == 0:
-            iteration -= 1
-            stop_reason = NOTHING_PRUNABLE
+            state["stop_reason"] = NOTHING_PRUNABLE
             break
-        pm = wrap(strip_pruning(pm))
-        need_fresh_scores = False
+        pm = wrap(strip_pruning(pm), iteration)
+        state["need_fresh_scores"] = False
         reduction = 1 - pm.num_learnables / original
         monitor = _FineTuneMonitor(iteration, metric, minimize, output == "best-validation" and val is not None)
         if val is not None:
@@ -317,15 +372,16 @@ def compress(
             val_rows.append(dict(iteration=iteration, step=0, loss=loss0, metric=value0, is_final=fine_tune_epochs == 0))
         if fine_tune_epochs:
             pm.fit(train, epochs=fine_tune_epochs, validation_data=val, shuffle=False, callbacks=[monitor] + list(callbacks or []), verbose=verbose)
-            train_rows.extend(monitor.steps)
+            train_rows.extend(_jsonable(row) for row in monitor.steps)
             if monitor.best_weights is not None:
                 pm.set_weights(monitor.best_weights)
             chosen = monitor.best_index if output == "best-validation" else len(monitor.validations) - 1
             for i, (s, loss, value) in enumerate(monitor.validations):
                 val_rows.append(dict(iteration=iteration, step=s, loss=loss, metric=value, is_final=i == chosen))
-        pruning_rows.append(dict(iteration=iteration, num_learnables=pm.num_learnables, learnables_reduction=reduction))
+        pruning_rows.append(dict(iteration=iteration, num_learnables=int(pm.num_learnables), learnables_reduction=float(reduction)))
+        state["iteration"] = iteration
         if monitor.non_finite:
-            stop_reason = NON_FINITE
+            state["stop_reason"] = NON_FINITE
             break
         final = [r for r in val_rows if r["iteration"] == iteration and r["is_final"]]
         value = final[-1]["metric"] if final else None
@@ -335,9 +391,17 @@ def compress(
             + (f", validation {metric} {value:.4g}" if value is not None else "")
         )
         if validation_threshold is not None and not _meets(value, validation_threshold, minimize):
-            stop_reason = THRESHOLD_REACHED
+            state["stop_reason"] = THRESHOLD_REACHED
             break
-        best_model, best_iteration = strip_pruning(pm), iteration
+        best_model, state["best_iteration"] = strip_pruning(pm), iteration
+        if ckpt is not None:
+            ckpt.save(
+                state, current=best_model, best=best_model,
+                scores=dict(score_sum=pm.score_sum.numpy(), score_count=pm.score_count.numpy()),
+            )
+    if ckpt is not None:
+        ckpt.save(state)  # finished: a further call returns this result at once
+    best_iteration = state["best_iteration"]
     if best_model is None:
         best_model, best_iteration = _copy_compiled(model, compile_config), 0
     else:
@@ -348,16 +412,29 @@ def compress(
         validation_history=pd.DataFrame(val_rows, columns=["iteration", "step", "loss", "metric", "is_final"]),
         training_history=pd.DataFrame(train_rows),
         pruned_layers=pruned_layers,
-        stop_reason=stop_reason,
+        stop_reason=state["stop_reason"],
         metric=metric,
         threshold=validation_threshold,
         returned_iteration=best_iteration,
     )
-    say(stop_reason)
+    say(info.stop_reason)
     say(f"Compressed network has {100 * info.learnables_reduction:.1f}% fewer learnable parameters.")
     if pruned_layers:
         say(f"Pruning compressed {len(pruned_layers)} layers: " + ",".join(f'"{n}"' for n in pruned_layers))
     return best_model, info
+
+
+def _iteration_seed(seed, iteration):
+    return None if seed is None else int(seed) * 1000 + int(iteration)
+
+
+def _reseed(seed, iteration):
+    if seed is not None:
+        keras.utils.set_random_seed(_iteration_seed(seed, iteration) % (2**32))
+
+
+def _jsonable(row):
+    return {k: (v.item() if isinstance(v, np.generic) else v) for k, v in row.items()}
 
 
 def _meets(value, threshold, minimize):

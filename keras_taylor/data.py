@@ -8,7 +8,7 @@ from keras import tree
 from keras_taylor.errors import InvalidArgumentError
 
 
-def as_dataset(data, batch_size, shuffle, name):
+def as_dataset(data, batch_size, shuffle, name, seed=None):
     """A batched `tf.data.Dataset` of `(x, y[, sample_weight])`.
 
     Args:
@@ -17,6 +17,8 @@ def as_dataset(data, batch_size, shuffle, name):
         batch_size: batch size for arrays.
         shuffle: reshuffle arrays every epoch.
         name: the argument's name, for error messages.
+        seed: seed of the shuffle (arrays only): the same seed gives the same
+            order of batches epoch after epoch from a fresh dataset.
     """
     if isinstance(data, tf.data.Dataset):
         cardinality = int(data.cardinality())
@@ -40,7 +42,7 @@ def as_dataset(data, batch_size, shuffle, name):
         raise InvalidArgumentError(f"batch_size must be a positive int, got {batch_size!r}")
     ds = tf.data.Dataset.from_tensor_slices(tuple(data))
     if shuffle:
-        ds = ds.shuffle(n, reshuffle_each_iteration=True)
+        ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 

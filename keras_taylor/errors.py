@@ -31,3 +31,7 @@ class PruningStateError(KerasTaylorError, ValueError):
 
 class InvalidArgumentError(KerasTaylorError, ValueError):
     """An argument has a value out of its allowed range."""
+
+
+class CheckpointError(KerasTaylorError, ValueError):
+    """A `compress` checkpoint is corrupt or belongs to another call."""

@@ -369,7 +369,7 @@ class ChannelGraph:
             for u in np.unique(self.element_unit[ids]):
                 blocked[u] = True
                 reasons = self.unit_reasons.setdefault(int(u), [])
-                if (layer, reason) not in reasons and len(reasons) < 8:
+                if (layer, reason) not in reasons:
                     reasons.append((layer, reason))
         has_source = np.zeros(self.num_units, dtype=bool)
         has_source[self.element_unit[role == handlers.SOURCE]] = True
