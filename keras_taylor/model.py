@@ -90,8 +90,10 @@ class TaylorPrunableModel(keras.Model):
         criterion: `"taylor"` (default), `"l1"` or `"random"`.
         normalize: L2-normalise scores per producing layer before the global
             ranking (Molchanov et al. 2017).
-        spatial_reduction: `"mean"` (default, Molchanov 2017) or `"sum"` of
-            activation x gradient over positions.
+        spatial_reduction: `"sum"` (default: the first-order loss change
+            of zeroing the channel) or `"mean"` (Molchanov 2017: divided by
+            the number of positions, which biases a global ranking against
+            high-resolution layers) of activation x gradient over positions.
         prune_dense: also prune `Dense` units (default False; Dense layers are
             always sliced where they consume or are coupled to pruned groups).
         prune_separable: prune the pointwise filters of SeparableConv layers.
@@ -116,7 +118,7 @@ class TaylorPrunableModel(keras.Model):
         model,
         criterion="taylor",
         normalize=False,
-        spatial_reduction="mean",
+        spatial_reduction="sum",
         prune_dense=False,
         prune_separable=True,
         seed=None,

@@ -181,7 +181,7 @@ def test_fit_gathers_scores_in_train_step():
 
 def test_spatial_reduction_sum_scales_by_positions():
     model = randomize_weights(tiny_cnn(filters=(4, 6)))
-    mean = kt.TaylorPrunableModel(model)
+    mean = kt.TaylorPrunableModel(model, spatial_reduction="mean")
     total = kt.TaylorPrunableModel(model, spatial_reduction="sum")
     for pm in (mean, total):
         pm.update_score(X, Y, loss="mse")

@@ -1,0 +1,193 @@
+"""Taylor vs L1-norm vs random filter selection, with and without fine-tuning.
+
+For ResNet-20 on the real CIFAR-10 subset and MATLAB's digits CNN on MNIST:
+from the trained (cached) baseline, each criterion ranks the channel groups
+once (Taylor: scores from `score_batches` training batches; L1: filter weight
+norms; random: a seeded permutation), then the lowest-ranked groups are
+pruned one-shot until the learnables fall by 10/30/50/70%. Accuracy is
+measured (a) right after pruning and (b) after the same short fine-tuning
+(one epoch over a fixed subset of the training images, SGD momentum 0.9 at a tenth of the
+baseline's rate). Writes a table and docs/criteria.png.
+
+    python -m benchmarks.criteria [--quick]
+"""
+
+import argparse
+import time
+
+from benchmarks import _common, _workloads  # noqa: F401  (_workloads first: offline data)
+
+CRITERIA = ("taylor", "l1", "random")
+REDUCTIONS = (0.1, 0.3, 0.5, 0.7)
+
+
+def settings(quick):
+    return {"score_batches": 2 if quick else 10, "fine_tune_epochs": 1,
+            "fine_tune_images": 512 if quick else 2048}
+
+
+def run_workload(w, quick, options=None):
+    """Rows (criterion, target, reduction, acc_oneshot, acc_finetuned) for `w`."""
+    import keras
+    import numpy as np
+
+    import keras_taylor as kt
+
+    options = dict(options or {})
+    s = settings(quick)
+    base, meta = _workloads.baseline(w)
+    (xt, yt), (xs, ys) = _workloads.load_data(w)
+    xf, yf = _workloads.subset((xt, yt), s["fine_tune_images"])
+    base_learn = _workloads.learnables(base)
+    rows = []
+    for criterion in CRITERIA:
+        start = time.perf_counter()
+        pm = kt.TaylorPrunableModel(_workloads.fresh_copy(base, w), criterion=criterion, seed=w.seed, **options)
+        if criterion == "taylor":
+            rng = np.random.default_rng(w.seed)
+            order = rng.permutation(len(xt))
+            for b in range(s["score_batches"]):
+                idx = order[b * w.batch:(b + 1) * w.batch]
+                pm.update_score(xt[idx], yt[idx], loss="sparse_categorical_crossentropy")
+            saved = pm.score_sum.numpy(), pm.score_count.numpy()
+        full = np.ones(pm.channel_graph.num_units, dtype=bool)
+        for target in REDUCTIONS:
+            pm.set_unit_alive(full)
+            if criterion == "taylor":
+                pm.score_sum.assign(saved[0])
+                pm.score_count.assign(saved[1])
+            pm.update_prunables(None, learnables_reduction=target)
+            small = _workloads.compile_for_fine_tuning(kt.strip_pruning(pm), w)
+            reduction = 1 - _workloads.learnables(small) / base_learn
+            acc0 = _workloads.evaluate(small, xs, ys)
+            keras.utils.set_random_seed(w.seed)
+            small.fit(xf, yf, batch_size=w.batch, epochs=s["fine_tune_epochs"], verbose=0, shuffle=True)
+            acc1 = _workloads.evaluate(small, xs, ys)
+            rows.append({"workload": w.name, "criterion": criterion, "target": target,
+                         "reduction": reduction, "oneshot": acc0, "finetuned": acc1})
+            print(f"[{w.name}] {criterion:6s} {100 * reduction:5.1f}% fewer learnables: "
+                  f"one-shot {100 * acc0:6.2f}%  fine-tuned {100 * acc1:6.2f}%", flush=True)
+        print(f"[{w.name}] {criterion} done in {time.perf_counter() - start:.0f} s", flush=True)
+    return rows, meta
+
+
+def verdicts(rows):
+    """Where Taylor beats random (all) and L1 (at 50/70%)."""
+    out = []
+    by = {(r["workload"], r["criterion"], r["target"]): r for r in rows}
+    for wl in dict.fromkeys(r["workload"] for r in rows):
+        for phase in ("oneshot", "finetuned"):
+            beats_random = [by[wl, "taylor", t][phase] > by[wl, "random", t][phase] for t in REDUCTIONS]
+            beats_l1_large = [by[wl, "taylor", t][phase] >= by[wl, "l1", t][phase] for t in REDUCTIONS if t >= 0.5]
+            out.append({"workload": wl, "phase": phase,
+                        "beats_random": f"{sum(beats_random)}/{len(beats_random)}",
+                        "beats_l1_large": f"{sum(beats_l1_large)}/{len(beats_l1_large)}"})
+    return out
+
+
+def plot(rows, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    workloads = list(dict.fromkeys(r["workload"] for r in rows))
+    fig, axes = plt.subplots(len(workloads), 2, figsize=(10, 3.6 * len(workloads)), squeeze=False)
+    for i, wl in enumerate(workloads):
+        for j, (phase, title) in enumerate((("oneshot", "no fine-tuning"), ("finetuned", "after 1 fine-tuning epoch"))):
+            ax = axes[i][j]
+            for criterion, style in zip(CRITERIA, ("o-", "s--", "^:")):
+                pts = [r for r in rows if r["workload"] == wl and r["criterion"] == criterion]
+                ax.plot([100 * r["reduction"] for r in pts], [100 * r[phase] for r in pts], style, label=criterion)
+            ax.set_title(f"{wl}: {title}")
+            ax.set_xlabel("learnables reduction (%)")
+            ax.set_ylabel("test accuracy (%)")
+            ax.grid(alpha=0.3)
+            ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_docs(rows, metas, quick, options):
+    s = settings(quick)
+    table = _common.markdown_table(
+        ["workload", "target reduction", "criterion", "actual learnables reduction %",
+         "acc. no fine-tuning %", "acc. after fine-tuning %"],
+        [[r["workload"], f"{100 * r['target']:.0f}%", r["criterion"], f"{100 * r['reduction']:.1f}",
+          f"{100 * r['oneshot']:.2f}", f"{100 * r['finetuned']:.2f}"] for r in rows],
+    )
+    v = _common.markdown_table(
+        ["workload", "accuracy", "Taylor > random (10/30/50/70%)", "Taylor >= L1 at 50/70%"],
+        [[x["workload"], "no fine-tuning" if x["phase"] == "oneshot" else "after fine-tuning",
+          x["beats_random"], x["beats_l1_large"]] for x in verdicts(rows)],
+    )
+    opts = ", ".join(f"{k}={v!r}" for k, v in options.items()) or "package defaults"
+    lines = [
+        "## Criteria: Taylor vs L1-norm vs random",
+        "",
+        *_workloads.header(quick),
+        "From each trained baseline, a criterion ranks the channel groups once and the lowest-ranked "
+        "are pruned one-shot (`update_prunables(None, learnables_reduction=r)`) until the learnables "
+        f"fall by r. Taylor: scores from {s['score_batches']} training batches of 128 "
+        f"(`update_score`, {opts}); L1: sum of |filter weights| per group; random: seeded. Accuracy on "
+        "the test split right after pruning, and after the same short fine-tuning (one epoch over "
+        f"{s['fine_tune_images']} training images, SGD momentum 0.9 at a tenth of the baseline's rate, batch 128)."
+        + (" Quick mode: small baselines and subsets, a smoke run." if quick else ""),
+        "",
+        *[f"- {m}" for m in metas],
+        "",
+        table,
+        "",
+        v,
+        "",
+        "![accuracy vs learnables reduction](criteria.png)",
+    ]
+    _common.write_section("criteria", "\n".join(lines))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--no-docs", action="store_true")
+    parser.add_argument("--only", choices=("cifar10", "mnist"))
+    parser.add_argument("--normalize", choices=("default", "true", "false"), default="default",
+                        help="override TaylorPrunableModel's normalize (diagnostics only)")
+    parser.add_argument("--spatial", choices=("default", "mean", "sum"), default="default")
+    args = parser.parse_args(argv)
+    options = {}
+    if args.normalize != "default":
+        options["normalize"] = args.normalize == "true"
+    if args.spatial != "default":
+        options["spatial_reduction"] = args.spatial
+    start = time.perf_counter()
+    workloads = []
+    if args.only in (None, "cifar10"):
+        workloads.append(_workloads.resnet20_cifar(args.quick))
+    if args.only in (None, "mnist"):
+        workloads.append(_workloads.digits_mnist(args.quick))
+    rows, metas = [], []
+    for w in workloads:
+        r, meta = run_workload(w, args.quick, options)
+        rows += r
+        metas.append(f"{w.describe()}: baseline accuracy {100 * meta['accuracy']:.2f}%")
+    for x in verdicts(rows):
+        print(f"{x['workload']} {x['phase']}: Taylor > random {x['beats_random']}, "
+              f"Taylor >= L1 at 50/70% {x['beats_l1_large']}")
+    if not args.no_docs and not options:
+        plot(rows, _common.DOCS / "criteria.png")
+        write_docs(rows, metas, args.quick, options)
+    summary = [{"benchmark": "criteria", "what": f"{x['workload']}, {x['phase']}",
+                "result": f"Taylor > random {x['beats_random']}, Taylor >= L1 at 50/70% {x['beats_l1_large']}",
+                "target": "Taylor > random everywhere, >= L1 at large reductions",
+                "met": "yes" if x["beats_random"].split("/")[0] == x["beats_random"].split("/")[1]
+                and x["beats_l1_large"].split("/")[0] == x["beats_l1_large"].split("/")[1] else "no"}
+               for x in verdicts(rows)]
+    if not options and not args.only and not args.no_docs:
+        _workloads.save_summary("criteria", {"rows": summary, "seconds": time.perf_counter() - start})
+    print(f"criteria finished in {time.perf_counter() - start:.0f} s")
+    return rows
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,361 @@
+"""keras-taylor vs Torch-Pruning 1.6 (DepGraph + TaylorImportance), side by side.
+
+The PyTorch twin has the CIFARNet twin's exact architecture (ResNet-20,
+projection shortcuts, BN eps 1e-3, TensorFlow's asymmetric "same" padding on
+strided convolutions) and starts from the very same trained baseline: the
+Keras baseline's weights are copied into it and its test accuracy is checked
+against the Keras one. Both then run the same iterative loop on the same data
+(the real CIFAR-10 subset): score with `score_batches` training batches of
+128, prune about `increment` of the original learnables, fine-tune one epoch
+over a fixed subset of the training images (SGD
+momentum 0.9 at lr 0.01, batch 128, no augmentation), validate on the
+test split, until `goal`.
+
+* keras-taylor: `kt.compress(..., increment, fine_tune_epochs=1,
+  score_batches=S, output="last-iteration")`.
+* Torch-Pruning: `tp.pruner.MetaPruner(model, example_inputs,
+  importance=tp.importance.TaylorImportance(), global_pruning=True,
+  pruning_ratio=0.95, iterative_steps=200, max_pruning_ratio=0.95)` on its
+  DependencyGraph; per iteration, gradients of the loss on the same S
+  batches are accumulated, then `pruner.step()` is called with the next
+  step's global channel ratio set so that the learnables reach the same
+  reduction as keras-taylor's (one or two steps; see `step_to`).
+
+Reported: accuracy at equal learnables reduction, and the wall time of each
+pruning iteration (scoring + pruning + surgery + validation, i.e. everything
+but the fine-tuning epoch) and of the fine-tuning epoch, in one run.
+
+    python -m benchmarks.torch_pruning_compare [--quick]
+"""
+
+import argparse
+import time
+
+from benchmarks import _common, _workloads  # noqa: F401  (_workloads first: offline data)
+
+
+def settings(quick):
+    return {"goal": 0.2 if quick else 0.5, "increment": 0.1, "score_batches": 2 if quick else 10,
+            "fine_tune_epochs": 1, "lr": 0.01, "train_subset": 1024 if quick else 4096}
+
+
+# ----------------------------------------------------------------- the twin
+def torch_resnet20(input_shape, num_classes=10, widths=(16, 32, 64), units=3):
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+    class SamePad(nn.Module):
+        """TensorFlow "same" padding for a 3x3 stride-2 conv on even sizes."""
+
+        def forward(self, x):
+            return F.pad(x, (0, 1, 0, 1))
+
+    def bn(c):
+        return nn.BatchNorm2d(c, eps=1e-3, momentum=0.1)
+
+    class Unit(nn.Module):
+        def __init__(self, c_in, c_out, stride):
+            super().__init__()
+            self.pad = SamePad() if stride == 2 else nn.Identity()
+            self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, padding=0 if stride == 2 else 1, bias=False)
+            self.bn1 = bn(c_out)
+            self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, padding=1, bias=False)
+            self.bn2 = bn(c_out)
+            self.skip = None
+            if stride != 1 or c_in != c_out:
+                self.skip = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False), bn(c_out))
+
+        def forward(self, x):
+            y = torch.relu(self.bn1(self.conv1(self.pad(x))))
+            y = self.bn2(self.conv2(y))
+            s = x if self.skip is None else self.skip(x)
+            return torch.relu(s + y)
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(input_shape[-1], widths[0], 3, padding=1, bias=False)
+            self.bn = bn(widths[0])
+            layers, c = [], widths[0]
+            for s, width in enumerate(widths):
+                for u in range(units):
+                    layers.append(Unit(c, width, 2 if (s > 0 and u == 0) else 1))
+                    c = width
+            self.units = nn.Sequential(*layers)
+            self.fc = nn.Linear(c, num_classes)
+
+        def forward(self, x):
+            x = torch.relu(self.bn(self.conv(x)))
+            x = self.units(x)
+            return self.fc(x.mean(dim=(2, 3)))
+
+    return Net()
+
+
+def copy_keras_weights(keras_model, net, units=3, stages=3):
+    """Copies the Keras ResNet-20's weights into the PyTorch twin."""
+    import numpy as np
+    import torch
+
+    def conv(name, module):
+        k = keras_model.get_layer(name).get_weights()[0]
+        module.weight.data = torch.from_numpy(np.ascontiguousarray(k.transpose(3, 2, 0, 1)))
+
+    def bn(name, module):
+        g, b, m, v = keras_model.get_layer(name).get_weights()
+        for t, a in ((module.weight, g), (module.bias, b)):
+            t.data = torch.from_numpy(a.copy())
+        module.running_mean.data = torch.from_numpy(m.copy())
+        module.running_var.data = torch.from_numpy(v.copy())
+
+    conv("convInp", net.conv)
+    bn("BNInp", net.bn)
+    i = 0
+    for s in range(1, stages + 1):
+        for u in range(1, units + 1):
+            unit = net.units[i]
+            conv(f"S{s}U{u}_conv1", unit.conv1)
+            bn(f"S{s}U{u}_BN1", unit.bn1)
+            conv(f"S{s}U{u}_conv2", unit.conv2)
+            bn(f"S{s}U{u}_BN2", unit.bn2)
+            if unit.skip is not None:
+                conv(f"skipConv{s}", unit.skip[0])
+                bn(f"skipBN{s}", unit.skip[1])
+            i += 1
+    w, b = keras_model.get_layer("fcFinal").get_weights()
+    net.fc.weight.data = torch.from_numpy(np.ascontiguousarray(w.T))
+    net.fc.bias.data = torch.from_numpy(b.copy())
+    return net
+
+
+def torch_accuracy(net, x, y, batch=256):
+    import numpy as np
+    import torch
+
+    net.eval()
+    correct = 0
+    with torch.no_grad():
+        for i in range(0, len(x), batch):
+            out = net(torch.from_numpy(x[i:i + batch]).permute(0, 3, 1, 2).contiguous())
+            correct += int((out.argmax(1).numpy() == y[i:i + batch]).sum())
+    return correct / len(x)
+
+
+def torch_learnables(net):
+    return int(sum(p.numel() for p in net.parameters() if p.requires_grad))
+
+
+# --------------------------------------------------------------- the runs
+def run_keras(base, w, data, s):
+    import keras
+
+    import keras_taylor as kt
+
+    (xt, yt), (xs, ys) = data
+    marks = []
+
+    class Clock(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            marks.append(("begin", time.perf_counter()))
+
+        def on_train_end(self, logs=None):
+            marks.append(("end", time.perf_counter()))
+
+    keras.utils.set_random_seed(w.seed)
+    model = _workloads.fresh_copy(base, w)
+    start = time.perf_counter()
+    pruned, info = kt.compress(
+        model, (xt, yt), goal=s["goal"], increment=s["increment"], fine_tune_epochs=s["fine_tune_epochs"],
+        score_batches=s["score_batches"], validation_data=(xs, ys), metric="accuracy",
+        output="last-iteration", batch_size=w.batch, callbacks=[Clock()], verbose=0,
+    )
+    total = time.perf_counter() - start
+    ph = info.pruning_history
+    vh = info.validation_history
+    rows = []
+    prev = start
+    begins = [t for k, t in marks if k == "begin"]
+    ends = [t for k, t in marks if k == "end"]
+    for i, it in enumerate(ph.iteration[ph.iteration > 0]):
+        acc = float(vh[(vh.iteration == it) & vh.is_final].metric.iloc[-1])
+        prune_s = begins[i] - prev  # scoring, pruning, strip, re-wrap, validation
+        fit_s = ends[i] - begins[i]
+        prev = ends[i]
+        rows.append({"iteration": int(it), "reduction": float(ph.learnables_reduction[ph.iteration == it].iloc[0]),
+                     "accuracy": acc, "prune_s": prune_s, "fit_s": fit_s})
+    return rows, total, int(ph.num_learnables.iloc[0])
+
+
+def step_to(pruner, net, original, target):
+    """Global `pruner.step()` calls until the learnables fall by `target`.
+
+    MetaPruner's global ratio is a cumulative fraction of channels, not of
+    learnables; each call sets the next step's channel ratio from a
+    learnables ~ (1 - ratio)^2 estimate, corrected by what the last step
+    achieved, so one or two steps usually land on the target.
+    """
+    steps = 0
+    goal = 1 - target
+    while torch_learnables(net) > original * goal + 0.5 and pruner.current_step < pruner.iterative_steps:
+        kept = torch_learnables(net) / original
+        done = pruner.per_step_pruning_ratio[pruner.current_step]
+        ratio = min(0.95, done + max(0.002, kept ** 0.5 - goal ** 0.5))
+        pruner.per_step_pruning_ratio[pruner.current_step + 1] = ratio
+        pruner.step()
+        steps += 1
+    return steps
+
+
+def run_torch(base, w, data, s, targets):
+    import numpy as np
+    import torch
+    import torch_pruning as tp
+
+    (xt, yt), (xs, ys) = data
+    torch.manual_seed(w.seed)
+    net = copy_keras_weights(base, torch_resnet20(w.input_shape))
+    base_acc = torch_accuracy(net, xs, ys)
+    original = torch_learnables(net)
+    example = torch.randn(1, w.input_shape[-1], *w.input_shape[:2])
+    xt_t = torch.from_numpy(xt).permute(0, 3, 1, 2).contiguous()
+    yt_t = torch.from_numpy(yt)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    start = time.perf_counter()
+    pruner = tp.pruner.MetaPruner(
+        net, example, importance=tp.importance.TaylorImportance(), global_pruning=True,
+        pruning_ratio=0.95, iterative_steps=200, max_pruning_ratio=0.95, ignored_layers=[net.fc],
+        iterative_pruning_ratio_scheduler=lambda ratio, steps: [0.0] * (steps + 1),
+    )
+    setup_s = time.perf_counter() - start
+    rng = np.random.default_rng(w.seed)
+    order = rng.permutation(len(xt))
+    rows = []
+    for it, target in enumerate(targets, start=1):
+        t0 = time.perf_counter()
+        net.train()
+        net.zero_grad()
+        for b in range(s["score_batches"]):
+            idx = torch.from_numpy(order[b * w.batch:(b + 1) * w.batch])
+            loss_fn(net(xt_t[idx]), yt_t[idx]).backward()
+        steps = step_to(pruner, net, original, target)
+        acc0 = torch_accuracy(net, xs, ys)
+        prune_s = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        opt = torch.optim.SGD(net.parameters(), lr=s["lr"], momentum=0.9)
+        net.train()
+        for _ in range(s["fine_tune_epochs"]):
+            perm = torch.randperm(len(xt_t))
+            for i in range(0, len(perm), w.batch):
+                idx = perm[i:i + w.batch]
+                opt.zero_grad()
+                loss_fn(net(xt_t[idx]), yt_t[idx]).backward()
+                opt.step()
+        fit_s = time.perf_counter() - t1
+        t2 = time.perf_counter()
+        acc = torch_accuracy(net, xs, ys)
+        prune_s += time.perf_counter() - t2
+        learn = torch_learnables(net)
+        rows.append({"iteration": it, "reduction": 1 - learn / original, "accuracy": acc,
+                     "accuracy_before_ft": acc0, "prune_s": prune_s, "fit_s": fit_s, "tp_steps": steps})
+        print(f"[torch-pruning] iteration {it}: {100 * (1 - learn / original):.1f}% fewer learnables, "
+              f"acc {100 * acc:.2f}% (before fine-tuning {100 * acc0:.2f}%), "
+              f"prune {prune_s:.1f} s, fine-tune {fit_s:.1f} s", flush=True)
+    return rows, base_acc, original, setup_s
+
+
+def write_docs(res, quick):
+    s = settings(quick)
+    rows = []
+    for k, t in zip(res["keras"], res["torch"]):
+        rows.append([k["iteration"], f"{100 * k['reduction']:.1f}", f"{100 * t['reduction']:.1f}",
+                     f"**{100 * k['accuracy']:.2f}**", f"**{100 * t['accuracy']:.2f}**",
+                     f"{k['prune_s']:.2f}", f"{t['prune_s']:.2f}", f"{k['fit_s']:.1f}", f"{t['fit_s']:.1f}"])
+    m = res["medians"]
+    lines = [
+        "## keras-taylor vs Torch-Pruning 1.6 (TaylorImportance + DependencyGraph)",
+        "",
+        *_workloads.header(quick),
+        f"PyTorch {res['torch_version']}, torch-pruning {res['tp_version']} (CPU, 2 threads). "
+        "ResNet-20 twin in PyTorch, same architecture and the same trained baseline (the Keras "
+        f"baseline's weights copied in: Keras test accuracy {100 * res['keras_base_acc']:.2f}%, "
+        f"PyTorch twin {100 * res['torch_base_acc']:.2f}%; learnables {res['keras_learnables']:,} vs "
+        f"{res['torch_learnables']:,}), same data (real CIFAR-10 subset, test split as validation), "
+        f"same loop: score on {s['score_batches']} training batches of 128, prune about "
+        f"{100 * s['increment']:.0f}% of the original learnables per iteration (Torch-Pruning: global "
+        "`pruner.step()` calls until it reaches keras-taylor's reduction), fine-tune one epoch over "
+        f"{s['train_subset']} training images (SGD momentum 0.9, lr {s['lr']}, batch 128), validate; up to {100 * s['goal']:.0f}%. "
+        "'Prune step' = scoring + pruning + surgery + validation (keras-taylor also re-wraps and "
+        "re-traces the smaller model); fine-tuning is timed apart because it measures the "
+        "frameworks' training speed, not the pruning method. Torch-Pruning's one-time "
+        f"DependencyGraph build took {res['tp_setup_s']:.2f} s (not included)."
+        + (" Quick mode: small baseline, a smoke run." if quick else ""),
+        "",
+        _common.markdown_table(
+            ["iteration", "kt reduction %", "TP reduction %", "kt accuracy %", "TP accuracy %",
+             "kt prune step s", "TP prune step s", "kt fine-tune epoch s", "TP fine-tune epoch s"], rows),
+        "",
+        f"Medians: prune step keras-taylor {m['kt_prune']:.2f} s vs Torch-Pruning {m['tp_prune']:.2f} s "
+        f"(ratio kt/TP {m['kt_prune'] / m['tp_prune']:.2f}); whole iteration {m['kt_iter']:.1f} s vs "
+        f"{m['tp_iter']:.1f} s (ratio {m['kt_iter'] / m['tp_iter']:.2f}). Accuracy: keras-taylor equal "
+        f"or better at {res['kt_wins']}/{len(rows)} reductions (mean difference "
+        f"{res['mean_diff']:+.2f} points).",
+    ]
+    _common.write_section("torch_pruning", "\n".join(lines))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--no-docs", action="store_true")
+    args = parser.parse_args(argv)
+    import numpy as np
+    import torch
+    import torch_pruning as tp
+    from importlib import metadata
+
+    torch.set_num_threads(2)
+    start = time.perf_counter()
+    s = settings(args.quick)
+    w = _workloads.resnet20_cifar(args.quick)
+    base, meta = _workloads.baseline(w)
+    (xt, yt), val = _workloads.load_data(w)
+    data = (_workloads.subset((xt, yt), s["train_subset"]), val)
+    k_rows, k_total, k_learn = run_keras(base, w, data, s)
+    for r in k_rows:
+        print(f"[keras-taylor] iteration {r['iteration']}: {100 * r['reduction']:.1f}% fewer learnables, "
+              f"acc {100 * r['accuracy']:.2f}%, prune {r['prune_s']:.1f} s, fine-tune {r['fit_s']:.1f} s", flush=True)
+    t_rows, t_base, t_learn, setup_s = run_torch(base, w, data, s, [r["reduction"] for r in k_rows])
+    diffs = [k["accuracy"] - t["accuracy"] for k, t in zip(k_rows, t_rows)]
+    res = {
+        "keras": k_rows, "torch": t_rows, "keras_base_acc": meta["accuracy"], "torch_base_acc": t_base,
+        "keras_learnables": k_learn, "torch_learnables": t_learn, "tp_setup_s": setup_s,
+        "torch_version": torch.__version__, "tp_version": metadata.version("torch-pruning"),
+        "kt_wins": sum(d >= 0 for d in diffs), "mean_diff": 100 * float(np.mean(diffs)),
+        "medians": {
+            "kt_prune": float(np.median([r["prune_s"] for r in k_rows])),
+            "tp_prune": float(np.median([r["prune_s"] for r in t_rows])),
+            "kt_iter": float(np.median([r["prune_s"] + r["fit_s"] for r in k_rows])),
+            "tp_iter": float(np.median([r["prune_s"] + r["fit_s"] for r in t_rows])),
+        },
+    }
+    m = res["medians"]
+    print(f"accuracy: keras-taylor >= Torch-Pruning at {res['kt_wins']}/{len(diffs)} reductions, "
+          f"mean diff {res['mean_diff']:+.2f} points; prune step kt {m['kt_prune']:.2f} s vs TP {m['tp_prune']:.2f} s; "
+          f"iteration kt {m['kt_iter']:.1f} s vs TP {m['tp_iter']:.1f} s")
+    if not args.no_docs:
+        write_docs(res, args.quick)
+    _workloads.save_summary("torch_pruning_compare", {"rows": [
+        {"benchmark": "torch_pruning_compare", "what": "accuracy at equal reduction",
+         "result": f"kt >= TP at {res['kt_wins']}/{len(diffs)} (mean {res['mean_diff']:+.2f} pts)",
+         "target": "equal or better everywhere", "met": "yes" if res["kt_wins"] == len(diffs) else "no"},
+        {"benchmark": "torch_pruning_compare", "what": "time per pruning iteration (excl. / incl. fine-tuning)",
+         "result": f"kt/TP {m['kt_prune'] / m['tp_prune']:.2f} / {m['kt_iter'] / m['tp_iter']:.2f}",
+         "target": "no slower (<= 1)", "met": "yes" if m["kt_iter"] <= m["tp_iter"] else "no"},
+    ], "seconds": time.perf_counter() - start})
+    print(f"torch_pruning_compare finished in {time.perf_counter() - start:.0f} s")
+    return res
+
+
+if __name__ == "__main__":
+    main()
