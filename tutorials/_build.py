@@ -148,7 +148,7 @@ train = (tf.data.Dataset.from_tensor_slices((x_train, y_train)).shuffle(len(x_tr
          .batch(128).map(augment, num_parallel_calls=tf.data.AUTOTUNE).prefetch(2))'''),
     md("## Train the network"),
     code('''model = reference_models.resnet20()
-epochs = 1 if QUICK else 30
+epochs = 1 if QUICK else 15
 schedule = keras.optimizers.schedules.CosineDecay(0.1, decay_steps=epochs * len(train))
 model.compile(keras.optimizers.SGD(schedule, momentum=0.9, nesterov=True),
               "sparse_categorical_crossentropy", metrics=["accuracy"])
@@ -160,7 +160,7 @@ print(f"filter pruning could remove at most {100 * kt.max_reduction(model):.1f}%
     code('''floor = baseline - 0.05
 model.compile(keras.optimizers.SGD(0.01, momentum=0.9), "sparse_categorical_crossentropy", metrics=["accuracy"])
 pruned, info = kt.compress(
-    model, train, goal=0.9, increment=0.05, fine_tune_epochs=1 if QUICK else 2,
+    model, train, goal=0.9, increment=0.05, fine_tune_epochs=1,
     validation_data=(x_test, y_test), validation_threshold=floor, metric="accuracy",
     output="best-validation", max_iterations=2 if QUICK else None, verbose=0)
 print(info.stop_reason)'''),
