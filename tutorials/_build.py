@@ -84,7 +84,7 @@ accumulates the Taylor score of every filter group in the same forward and backw
 (never a layer's last filter) and resets the scores. (`pm.update_score(x, y, loss=...)` gathers scores
 without training, if you prefer.)
 """),
-    code('''max_pruning_iterations = 6 if QUICK else 16
+    code('''max_pruning_iterations = 4 if QUICK else 8
 max_to_prune = 4
 batches_per_iteration = 10 if QUICK else 40
 batch_size = 128
