@@ -15,6 +15,7 @@ import contextlib
 import threading
 
 import keras
+import tensorflow as tf
 from keras import ops
 
 from keras_taylor import handlers
@@ -70,7 +71,14 @@ class ChannelMask(keras.layers.Layer):
         )
 
     def call(self, inputs):
-        outputs = inputs * ops.cast(self.mask, inputs.dtype)
+        # While every channel is kept (always, in kt.compress, which strips
+        # and rewraps each iteration) the multiply and its gradient are
+        # skipped: on CPU they cost about 13% of a ResNet-20 training step.
+        outputs = ops.cond(
+            ops.all(self.mask > 0),
+            lambda: tf.identity(inputs),
+            lambda: inputs * ops.cast(self.mask, inputs.dtype),
+        )
         state = getattr(_TAPS, "state", None)
         if state is not None:
             taps, tape = state
