@@ -275,6 +275,23 @@ class TaylorPrunableModel(keras.Model):
             loss = keras.losses.get(loss)
         x = tree.map_structure(tf.convert_to_tensor, x)
         y = None if y is None else tree.map_structure(tf.convert_to_tensor, y)
+        if sample_weight is not None:
+            sample_weight = tf.convert_to_tensor(sample_weight)
+        if self.run_eagerly:
+            self._score_step(x, y, sample_weight, loss, training)
+            return
+        # Compiled like Keras's own steps: eager Keras layers run a ResNet-20
+        # batch 2-3x slower than a traced graph. One cached function (keyed
+        # by what changes the graph) so alternating losses cannot pile up.
+        key = (id(loss), bool(training), y is None, sample_weight is None)
+        if self._score_fn is None or self._score_fn[0] != key:
+            def step(x, y, sample_weight):
+                self._score_step(x, y, sample_weight, loss, training)
+
+            self._score_fn = (key, tf.function(step, reduce_retracing=True))
+        self._score_fn[1](x, y, sample_weight)
+
+    def _score_step(self, x, y, sample_weight, loss, training):
         batch = tf.shape(tree.flatten(x)[0])[0]
         with tf.GradientTape() as tape:
             with tap_masks(tape) as taps:
