@@ -265,3 +265,59 @@ def test_save_and_load_keeps_masks_scores_and_outputs(tmp_path):
     # Pruning continues from the loaded scores exactly as from the original.
     assert loaded.update_prunables(2) == pm.update_prunables(2) == 2
     np.testing.assert_array_equal(loaded.alive, pm.alive)
+
+
+def _tiny_scored_model():
+    import keras
+    import keras_taylor as kt
+
+    keras.utils.set_random_seed(3)
+    inputs = keras.Input((6, 6, 2))
+    x = keras.layers.Conv2D(4, 3, activation="relu")(inputs)
+    x = keras.layers.Conv2D(3, 1)(x)
+    outputs = keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(x))
+    return kt.TaylorPrunableModel(keras.Model(inputs, outputs))
+
+
+def test_channel_mask_skips_multiply_only_when_all_kept():
+    import numpy as np
+    import tensorflow as tf
+    from keras_taylor.masking import ChannelMask
+
+    layer = ChannelMask(3)
+    layer.build((None, 3))
+    x = tf.constant([[2.0, 3.0, 4.0]])
+    run = tf.function(lambda t: layer(t))
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = layer(x)
+    np.testing.assert_array_equal(y.numpy(), x.numpy())
+    np.testing.assert_array_equal(tape.gradient(y, x).numpy(), [[1.0, 1.0, 1.0]])
+    layer.mask.assign([1.0, 0.0, 1.0])
+    np.testing.assert_array_equal(run(x).numpy(), [[2.0, 0.0, 4.0]])  # the same traced graph, other branch
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = layer(x)
+    np.testing.assert_array_equal(tape.gradient(y, x).numpy(), [[1.0, 0.0, 1.0]])
+
+
+def test_compiled_update_score_matches_eager_and_follows_the_loss():
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    x = rng.random((8, 6, 6, 2), dtype=np.float32)
+    y = rng.random((8, 2), dtype=np.float32)
+    compiled, eager = _tiny_scored_model(), _tiny_scored_model()
+    eager.compile(run_eagerly=True)
+    for pm in (compiled, eager):
+        pm.update_score(x, y, loss="mse")
+        pm.update_score(x[:5], y[:5], loss="mse")  # another batch size reuses the function
+    np.testing.assert_allclose(compiled.score_sum.numpy(), eager.score_sum.numpy(), rtol=1e-5, atol=1e-7)
+    assert compiled.score_count.numpy() == 13
+    mse = compiled.score_sum.numpy().copy()
+    compiled.reset_scores()
+    compiled.update_score(x, y, loss="mae")  # a new loss must not reuse the mse graph
+    eager.reset_scores()
+    eager.update_score(x, y, loss="mae")
+    np.testing.assert_allclose(compiled.score_sum.numpy(), eager.score_sum.numpy(), rtol=1e-5, atol=1e-7)
+    assert not np.allclose(compiled.score_sum.numpy(), mse * 8 / 13)
