@@ -76,6 +76,10 @@ def _build_parser():
     compress.add_argument("--optimizer", default="adam", help="optimizer, if the model was saved uncompiled")
     compress.add_argument("--batch-size", type=int, default=32)
     compress.add_argument("--criterion", default="taylor", choices=["taylor", "l1", "random"])
+    compress.add_argument(
+        "--rebuild-threshold", type=float, default=0.25,
+        help="masked share of the learnables at which the model is rebuilt smaller (0: every iteration)",
+    )
     compress.add_argument("--val-split", type=float, default=0.1, help="validation share of an image folder without x_val")
     compress.add_argument("--out", required=True, help="output .keras path")
     return parser
@@ -275,7 +279,7 @@ def run_compress(args):
     pruned, info = kt.compress(
         model, train, goal=args.goal, increment=args.increment, fine_tune_epochs=args.epochs,
         validation_data=val, validation_threshold=args.threshold, metric=args.metric,
-        criterion=args.criterion, batch_size=args.batch_size, verbose=1,
+        criterion=args.criterion, batch_size=args.batch_size, rebuild_threshold=args.rebuild_threshold, verbose=1,
     )
     pruned.save(out)
     stem = out.with_suffix("")

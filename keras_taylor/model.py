@@ -351,6 +351,11 @@ class TaylorPrunableModel(keras.Model):
         return scores
 
     # ------------------------------------------------------------- pruning
+    def reseed(self, seed):
+        """Restarts the random stream of the `"random"` criterion from `seed`."""
+        self.seed = seed
+        self._rng = np.random.default_rng(seed)
+
     def _candidates(self):
         alive = self.unit_alive.numpy() > 0.5
         return alive, np.flatnonzero(alive & self.channel_graph.unit_prunable)

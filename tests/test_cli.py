@@ -74,6 +74,9 @@ def test_errors_are_one_line_with_nonzero_exit(tmp_path, capsys):
     np.savez(tmp_path / "ok.npz", x_train=np.zeros((8, 12, 12, 1)), y_train=np.zeros(8))
     assert cli.main(["compress", str(path), "--data", str(tmp_path / "ok.npz"), "--goal", "2", "--out", str(tmp_path / "o.keras")]) == 2
     assert "goal" in capsys.readouterr().err
+    args = ["compress", str(path), "--data", str(tmp_path / "ok.npz"), "--rebuild-threshold", "-1", "--out", str(tmp_path / "o.keras")]
+    assert cli.main(args) == 2
+    assert "rebuild_threshold" in capsys.readouterr().err
 
 
 def test_compress_npz_writes_model_history_and_plot(tmp_path):

@@ -224,6 +224,59 @@ def test_compress_accepts_tf_data_and_loss_threshold():
     assert compress_module.lower_is_better("val_loss") and not compress_module.lower_is_better("accuracy")
 
 
+def _compress_counting_rebuilds(monkeypatch, rebuild_threshold, **kwargs):
+    wraps = []
+    real = compress_module.TaylorPrunableModel
+
+    def counting(*args, **kw):
+        wraps.append(1)
+        return real(*args, **kw)
+
+    monkeypatch.setattr(compress_module, "TaylorPrunableModel", counting)
+    x, y = toy_data(96)
+    keras.utils.set_random_seed(3)
+    model = small_cnn(filters=12)
+    model.compile(keras.optimizers.SGD(0.05, momentum=0.9), "sparse_categorical_crossentropy", metrics=["accuracy"])
+    pruned, info = kt.compress(
+        model, (x, y), goal=0.4, increment=0.1, batch_size=32, validation_data=(x, y), metric="accuracy",
+        seed=5, verbose=0, rebuild_threshold=rebuild_threshold, **kwargs,
+    )
+    return pruned, info, len(wraps) - 1  # the first wrap is not a rebuild
+
+
+def test_compress_rebuilds_once_the_masked_share_reaches_the_threshold(monkeypatch):
+    _, info, rebuilds = _compress_counting_rebuilds(monkeypatch, 0.0)
+    iterations = int(info.pruning_history.iteration.max())
+    assert iterations >= 3 and rebuilds == iterations  # MATLAB's way: after every step
+    _, info, rebuilds = _compress_counting_rebuilds(monkeypatch, 1.0)
+    assert rebuilds == 0
+    _, info, rebuilds = _compress_counting_rebuilds(monkeypatch, 0.25)
+    ph = info.pruning_history
+    # Kept masked while under a quarter of the learnables were masked, then rebuilt.
+    assert 1 <= rebuilds < int(ph.iteration.max())
+
+
+def test_masked_and_rebuilt_fine_tuning_compute_the_same():
+    # Dropout-free model: a masked filter contributes exact zeros, so fine-tuning
+    # the masked model must follow the stripped one up to float rounding.
+    results = {}
+    for threshold in (0.0, 1.0):
+        x, y = toy_data(96)
+        keras.utils.set_random_seed(3)
+        model = small_cnn(filters=12)
+        model.compile(keras.optimizers.SGD(0.05, momentum=0.9), "sparse_categorical_crossentropy", metrics=["accuracy"])
+        results[threshold] = kt.compress(
+            model, (x, y), goal=0.4, increment=0.1, batch_size=32, validation_data=(x, y), metric="accuracy",
+            fine_tune_epochs=2, seed=5, verbose=0, rebuild_threshold=threshold,
+        )
+    (rebuilt, info_r), (masked, info_m) = results[0.0], results[1.0]
+    assert info_r.pruning_history.equals(info_m.pruning_history)
+    np.testing.assert_allclose(info_r.validation_history.loss, info_m.validation_history.loss, rtol=1e-4, atol=1e-5)
+    assert [w.shape for w in rebuilt.get_weights()] == [w.shape for w in masked.get_weights()]
+    for a, b in zip(rebuilt.get_weights(), masked.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4)
+
+
 @pytest.mark.parametrize(
     "kwargs, word",
     [
@@ -234,6 +287,9 @@ def test_compress_accepts_tf_data_and_loss_threshold():
         (dict(output="best"), "output"),
         (dict(validation_threshold=0.5), "validation_data"),
         (dict(score_batches=0), "score_batches"),
+        (dict(rebuild_threshold=-0.1), "rebuild_threshold"),
+        (dict(rebuild_threshold=1.5), "rebuild_threshold"),
+        (dict(rebuild_threshold=True), "rebuild_threshold"),
     ],
 )
 def test_compress_argument_errors(kwargs, word):
