@@ -1,7 +1,8 @@
 """Crash-safe state of a `compress` run, so a killed run can resume.
 
 A checkpoint directory holds `state.json` and the files it names (the
-current stripped model, its accumulated scores, the best model so far).
+current model with its masks, its accumulated scores and mask state, the best
+model so far).
 Model files get a new name each iteration and are written before
 `state.json`, which is replaced atomically last: a crash at any moment leaves
 either the previous complete state or the new one, never a mix.
