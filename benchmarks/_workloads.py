@@ -92,7 +92,7 @@ def resnet20_cifar(quick=False):
     return _choose(
         quick,
         Workload("resnet20-cifar10", "resnet20", "cifar10", (32, 32, 3), n_train=0, n_test=0, epochs=20),
-        Workload("resnet20-cifar10", "resnet20", "cifar10", (32, 32, 3), n_train=2000, n_test=0, epochs=2),
+        Workload("resnet20-cifar10", "resnet20", "cifar10", (32, 32, 3), n_train=2000, n_test=1000, epochs=2),
     )
 
 
