@@ -21,9 +21,12 @@ def test_compress_digits_cnn_on_mnist_halves_learnables_within_accuracy():
     baseline = model.evaluate(x_test, y_test, verbose=0, return_dict=True)["accuracy"]
     assert baseline > 0.95
 
+    # Seeded: one epoch of fine-tuning per step leaves a spread of about a
+    # point between shuffles (seeds 0-3: 96.6-97.4%, baseline 96.6%), and an
+    # unseeded run's shuffles follow whatever drew on the global RNG before.
     pruned, info = kt.compress(
         model, (x_train, y_train), goal=0.5, increment=0.15, fine_tune_epochs=1,
-        score_batches=10, batch_size=128, verbose=0,
+        score_batches=10, batch_size=128, verbose=0, seed=0,
     )
     accuracy = pruned.evaluate(x_test, y_test, verbose=0, return_dict=True)["accuracy"]
     learnables = sum(int(w.numpy().size) for w in pruned.trainable_weights)
