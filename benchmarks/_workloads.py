@@ -248,6 +248,14 @@ def baseline(w, verbose=True):
     return compile_for_fine_tuning(model, w), meta
 
 
+def cifar_fine_tuning(quick, train_subset):
+    """The CIFARNet twin workload, its baseline and meta, and `(train subset, test split)`."""
+    w = resnet20_cifar(quick)
+    base, meta = baseline(w)
+    (xt, yt), val = load_data(w)
+    return w, base, meta, (subset((xt, yt), train_subset), val)
+
+
 def fresh_copy(model, w):
     """An independent compiled copy of a baseline (same weights)."""
     import keras

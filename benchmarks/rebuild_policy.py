@@ -56,10 +56,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     start = time.perf_counter()
     s = settings(args.quick)
-    w = _workloads.resnet20_cifar(args.quick)
-    base, _ = _workloads.baseline(w)
-    (xt, yt), val = _workloads.load_data(w)
-    data = (_workloads.subset((xt, yt), s["train_subset"]), val)
+    w, base, _, data = _workloads.cifar_fine_tuning(args.quick, s["train_subset"])
     runs = {t: [] for t in THRESHOLDS}
     for threshold in THRESHOLDS + THRESHOLDS[::-1]:
         r = run_once(base, w, data, s, threshold)

@@ -341,10 +341,7 @@ def main(argv=None):
     torch.set_num_threads(2)
     start = time.perf_counter()
     s = settings(args.quick)
-    w = _workloads.resnet20_cifar(args.quick)
-    base, meta = _workloads.baseline(w)
-    (xt, yt), val = _workloads.load_data(w)
-    data = (_workloads.subset((xt, yt), s["train_subset"]), val)
+    w, base, meta, data = _workloads.cifar_fine_tuning(args.quick, s["train_subset"])
     k_rows, k_learn, torch_side = run(base, w, data, s)
     t_rows, t_base, t_learn, setup_s = torch_side.rows, torch_side.base_acc, torch_side.original, torch_side.setup_s
     diffs = [k["accuracy"] - t["accuracy"] for k, t in zip(k_rows, t_rows)]
