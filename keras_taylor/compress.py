@@ -390,7 +390,7 @@ def compress(
         if pruned == 0:
             state["stop_reason"] = NOTHING_PRUNABLE
             break
-        if 1 - pm.num_learnables / pm.original_learnables >= rebuild_threshold - 1e-9:
+        if pm.learnables_reduction >= rebuild_threshold - 1e-9:
             pm = wrap(strip_pruning(pm), iteration)
         else:
             for variable, value in zip(pm.optimizer.variables, fresh_optimizer):

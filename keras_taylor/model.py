@@ -149,8 +149,7 @@ class TaylorPrunableModel(keras.Model):
         self.spatial_reduction = spatial_reduction
         self.prune_dense = options.prune_dense
         self.prune_separable = options.prune_separable
-        self.seed = seed
-        self._rng = np.random.default_rng(seed)
+        self.reseed(seed)
         self._flat = flat
         self.channel_graph = ChannelGraph(flat, options)
         graph = self.channel_graph
