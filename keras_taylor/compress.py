@@ -325,6 +325,7 @@ def compress(
         state = ckpt.load()
 
     def wrap(m, iteration):
+        """The prunable, compiled model and its optimizer's fresh state."""
         pm = TaylorPrunableModel(
             m, criterion=criterion, normalize=normalize, prune_dense=prune_dense,
             seed=_iteration_seed(seed, iteration),
@@ -333,15 +334,12 @@ def compress(
         # Built now, so a masked iteration can restart fine-tuning from this
         # state exactly as a rebuilt model starts from a fresh optimizer.
         pm.optimizer.build(pm.trainable_variables)
-        fresh_optimizer[:] = [v.numpy() for v in pm.optimizer.variables]
-        return pm
-
-    fresh_optimizer = []
+        return pm, [v.numpy() for v in pm.optimizer.variables]
 
     best_model = None
     if state is None:
         _reseed(seed, 0)
-        pm = wrap(model, 0)
+        pm, fresh_optimizer = wrap(model, 0)
         state = dict(
             iteration=0, original=int(pm.original_learnables), need_fresh_scores=True,
             best_iteration=0, stop_reason=None, val_rows=[], train_rows=[],
@@ -356,7 +354,7 @@ def compress(
         if state["best_iteration"]:
             best_model = ckpt.load_model("best")
         if state["stop_reason"] is None:
-            pm = wrap(ckpt.load_model("current"), state["iteration"])
+            pm, fresh_optimizer = wrap(ckpt.load_model("current"), state["iteration"])
             scores = ckpt.load_arrays("scores")
             if "unit_alive" in scores:
                 pm.set_unit_alive(scores["unit_alive"] > 0.5)
@@ -391,7 +389,7 @@ def compress(
             state["stop_reason"] = NOTHING_PRUNABLE
             break
         if pm.learnables_reduction >= rebuild_threshold - 1e-9:
-            pm = wrap(strip_pruning(pm), iteration)
+            pm, fresh_optimizer = wrap(strip_pruning(pm), iteration)
         else:
             for variable, value in zip(pm.optimizer.variables, fresh_optimizer):
                 variable.assign(value)
