@@ -26,7 +26,7 @@ def plan(quick):
     return [  # the benchmarks that train baselines first
         ("accuracy_requirement", ["accuracy_requirement"] + q + (["--only", "cifar10"] if quick else [])),
         ("criteria", ["criteria"] + q + (["--only", "mnist"] if quick else [])),
-        ("torch_pruning_compare", ["torch_pruning_compare"] + q),
+        ("torch_pruning_compare", ["torch_pruning_compare"] + (q or ["--kt-scoring", "default"])),
         ("inference", ["inference"] + q),
         ("overhead", ["overhead"] + q),
         ("strip_speed", ["strip_speed"] + (["--repeats", "1", "--models", "ResNet50", "--no-write"] if quick else [])),

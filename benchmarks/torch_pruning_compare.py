@@ -5,14 +5,18 @@ projection shortcuts, BN eps 1e-3, TensorFlow's asymmetric "same" padding on
 strided convolutions) and starts from the very same trained baseline: the
 Keras baseline's weights are copied into it and its test accuracy is checked
 against the Keras one. Both then run the same iterative loop on the same data
-(the real CIFAR-10 subset): score with `score_batches` training batches of
-128, prune about `increment` of the original learnables, fine-tune one epoch
+(the real CIFAR-10 subset): score, prune about `increment` of the original
+learnables, fine-tune one epoch
 over a fixed subset of the training images (SGD
 momentum 0.9 at lr 0.01, batch 128, no augmentation), validate on the
 test split, until `goal`.
 
 * keras-taylor: `kt.compress(..., increment, fine_tune_epochs=1,
-  score_batches=S, output="last-iteration")`.
+  output="last-iteration")`, run with its default scoring (Taylor scores
+  gathered by `train_step` during fine-tuning) and, unless
+  `--kt-scoring default` or `--quick`, again with `score_batches=S` fresh
+  batches, as Torch-Pruning scores; each keras-taylor run has its own
+  Torch-Pruning run interleaved with it.
 * Torch-Pruning: `tp.pruner.MetaPruner(model, example_inputs,
   importance=tp.importance.TaylorImportance(), global_pruning=True,
   pruning_ratio=0.95, iterative_steps=200, max_pruning_ratio=0.95)` on its
@@ -279,15 +283,24 @@ class TorchSide:
               f"prune {prune_s:.1f} s, fine-tune {fit_s:.1f} s", flush=True)
 
 
-def run(base, w, data, s):
+def scoring_label(score_batches):
+    if score_batches is None:
+        return "scores gathered during fine-tuning (kt default, `score_batches=None`)"
+    return f"fresh scores on {score_batches} batches before each step, as Torch-Pruning (`score_batches={score_batches}`)"
+
+
+def run(base, w, data, s, score_batches):
     """Both loops, their iterations interleaved.
 
     This VM's speed drifts by tens of percent over minutes, so the two are
     timed side by side: after each keras-taylor iteration (from a callback at
     the end of its fine-tuning, outside its clock), Torch-Pruning runs its own
-    iteration to the reduction keras-taylor just reached.
+    iteration to the reduction keras-taylor just reached. Torch-Pruning
+    always scores on `s["score_batches"]` fresh batches (it has no score
+    gathering inside training); keras-taylor scores as `score_batches` says.
     """
     import keras
+    import numpy as np
 
     import keras_taylor as kt
 
@@ -310,7 +323,7 @@ def run(base, w, data, s):
     start = time.perf_counter()
     pruned, info = kt.compress(
         model, (xt, yt), goal=s["goal"], increment=s["increment"], fine_tune_epochs=s["fine_tune_epochs"],
-        score_batches=s["score_batches"], validation_data=(xs, ys), metric="accuracy",
+        score_batches=score_batches, validation_data=(xs, ys), metric="accuracy",
         output="last-iteration", batch_size=w.batch, callbacks=[Clock()], verbose=0,
     )
     ph = info.pruning_history
@@ -326,39 +339,39 @@ def run(base, w, data, s):
         prev = marks["resume"][i]
         print(f"[keras-taylor] iteration {it}: {100 * rows[-1]['reduction']:.1f}% fewer learnables, "
               f"acc {100 * acc:.2f}%, prune {rows[-1]['prune_s']:.1f} s, fine-tune {rows[-1]['fit_s']:.1f} s", flush=True)
-    return rows, k_learn, torch_side
+    t_rows = torch_side.rows
+    diffs = [k["accuracy"] - t["accuracy"] for k, t in zip(rows, t_rows)]
+    result = {
+        "score_batches": score_batches, "keras": rows, "torch": t_rows,
+        "torch_base_acc": torch_side.base_acc, "torch_learnables": torch_side.original,
+        "keras_learnables": k_learn, "tp_setup_s": torch_side.setup_s,
+        "kt_wins": sum(d >= 0 for d in diffs), "mean_diff": 100 * float(np.mean(diffs)),
+        "medians": {
+            "kt_prune": float(np.median([r["prune_s"] for r in rows])),
+            "tp_prune": float(np.median([r["prune_s"] for r in t_rows])),
+            "kt_iter": float(np.median([r["prune_s"] + r["fit_s"] for r in rows])),
+            "tp_iter": float(np.median([r["prune_s"] + r["fit_s"] for r in t_rows])),
+            "kt_total": float(sum(r["prune_s"] + r["fit_s"] for r in rows)),
+            "tp_total": float(sum(r["prune_s"] + r["fit_s"] for r in t_rows)),
+        },
+    }
+    m = result["medians"]
+    print(f"[{scoring_label(score_batches)}] accuracy: keras-taylor >= Torch-Pruning at {result['kt_wins']}/{len(diffs)} "
+          f"reductions, mean diff {result['mean_diff']:+.2f} points; prune step kt {m['kt_prune']:.2f} s vs TP "
+          f"{m['tp_prune']:.2f} s; iteration kt {m['kt_iter']:.1f} s vs TP {m['tp_iter']:.1f} s; all iterations kt "
+          f"{m['kt_total']:.1f} s vs TP {m['tp_total']:.1f} s (ratio {m['kt_total'] / m['tp_total']:.2f})", flush=True)
+    return result
 
 
-def write_docs(res, quick):
-    s = settings(quick)
+def comparison_lines(r):
     rows = []
-    for k, t in zip(res["keras"], res["torch"]):
+    for k, t in zip(r["keras"], r["torch"]):
         rows.append([k["iteration"], f"{100 * k['reduction']:.1f}", f"{100 * t['reduction']:.1f}",
                      f"**{100 * k['accuracy']:.2f}**", f"**{100 * t['accuracy']:.2f}**",
                      f"{k['prune_s']:.2f}", f"{t['prune_s']:.2f}", f"{k['fit_s']:.1f}", f"{t['fit_s']:.1f}"])
-    m = res["medians"]
-    lines = [
-        "## keras-taylor vs Torch-Pruning 1.6 (TaylorImportance + DependencyGraph)",
-        "",
-        *_workloads.header(quick),
-        f"PyTorch {res['torch_version']}, torch-pruning {res['tp_version']} (CPU, 2 threads). "
-        "ResNet-20 twin in PyTorch, same architecture and the same trained baseline (the Keras "
-        f"baseline's weights copied in: Keras test accuracy {100 * res['keras_base_acc']:.2f}%, "
-        f"PyTorch twin {100 * res['torch_base_acc']:.2f}%; learnables {res['keras_learnables']:,} vs "
-        f"{res['torch_learnables']:,}), same data (real CIFAR-10 subset, test split as validation), "
-        f"same loop: score on {s['score_batches']} training batches of 128, prune about "
-        f"{100 * s['increment']:.0f}% of the original learnables per iteration (Torch-Pruning: global "
-        "`pruner.step()` calls until it reaches keras-taylor's reduction), fine-tune one epoch over "
-        f"{s['train_subset']} training images (SGD momentum 0.9, lr {s['lr']}, batch 128), validate; up to {100 * s['goal']:.0f}%. "
-        "The two loops run in one process with their iterations interleaved (keras-taylor's "
-        "iteration i, then Torch-Pruning's), so both see the same machine state. "
-        "'Prune step' = scoring + pruning + surgery + validation (keras-taylor keeps pruned filters "
-        "masked until they hold `rebuild_threshold` = 0.25 of the learnables, then rebuilds the "
-        "smaller model, which Keras traces anew: those iterations carry the tracing); fine-tuning is "
-        "timed apart because it measures the frameworks' training speed, not the pruning method. "
-        "Torch-Pruning's one-time "
-        f"DependencyGraph build took {res['tp_setup_s']:.2f} s (not included)."
-        + (" Quick mode: small baseline, a smoke run." if quick else ""),
+    m = r["medians"]
+    return [
+        f"keras-taylor with {scoring_label(r['score_batches'])}:",
         "",
         _common.markdown_table(
             ["iteration", "kt reduction %", "TP reduction %", "kt accuracy %", "TP accuracy %",
@@ -366,19 +379,63 @@ def write_docs(res, quick):
         "",
         f"Medians: prune step keras-taylor {m['kt_prune']:.2f} s vs Torch-Pruning {m['tp_prune']:.2f} s "
         f"(ratio kt/TP {m['kt_prune'] / m['tp_prune']:.2f}); whole iteration {m['kt_iter']:.1f} s vs "
-        f"{m['tp_iter']:.1f} s (ratio {m['kt_iter'] / m['tp_iter']:.2f}); all iterations together "
-        f"{m['kt_total']:.1f} s vs {m['tp_total']:.1f} s (ratio {m['kt_total'] / m['tp_total']:.2f}). "
-        "Accuracy: keras-taylor equal "
-        f"or better at {res['kt_wins']}/{len(rows)} reductions (mean difference "
-        f"{res['mean_diff']:+.2f} points).",
+        f"{m['tp_iter']:.1f} s (ratio {m['kt_iter'] / m['tp_iter']:.2f}); **all iterations together "
+        f"{m['kt_total']:.1f} s vs {m['tp_total']:.1f} s (ratio {m['kt_total'] / m['tp_total']:.2f})**. "
+        f"Accuracy: keras-taylor equal or better at {r['kt_wins']}/{len(rows)} reductions (mean difference "
+        f"{r['mean_diff']:+.2f} points).",
         "",
+    ]
+
+
+def write_docs(res, quick):
+    s = settings(quick)
+    first = res["runs"][0]
+    floor = res["floor"]
+    floor_ratio = floor["keras"] / floor["torch"]
+    lines = [
+        "## keras-taylor vs Torch-Pruning 1.6 (TaylorImportance + DependencyGraph)",
+        "",
+        *_workloads.header(quick),
+        f"PyTorch {res['torch_version']}, torch-pruning {res['tp_version']} (CPU, 2 threads). "
+        "ResNet-20 twin in PyTorch, same architecture and the same trained baseline (the Keras "
+        f"baseline's weights copied in: Keras test accuracy {100 * res['keras_base_acc']:.2f}%, "
+        f"PyTorch twin {100 * first['torch_base_acc']:.2f}%; learnables {first['keras_learnables']:,} vs "
+        f"{first['torch_learnables']:,}), same data (real CIFAR-10 subset, test split as validation), "
+        f"same loop: prune about "
+        f"{100 * s['increment']:.0f}% of the original learnables per iteration (Torch-Pruning: global "
+        "`pruner.step()` calls until it reaches keras-taylor's reduction), fine-tune one epoch over "
+        f"{s['train_subset']} training images (SGD momentum 0.9, lr {s['lr']}, batch 128), validate; up to {100 * s['goal']:.0f}%. "
+        f"Torch-Pruning scores on {s['score_batches']} fresh training batches of 128 before each step (its "
+        "TaylorImportance reads the accumulated gradients; it has no score gathering inside training). "
+        "keras-taylor ran " + (
+            "once per scoring mode: its default, where `train_step` gathers the Taylor scores during "
+            "fine-tuning at no extra cost (MATLAB's loop; one scoring pass over the data before the first "
+            f"step), and with {s['score_batches']} fresh batches like Torch-Pruning; each keras-taylor run "
+            "has its own Torch-Pruning run interleaved with it"
+            if len(res["runs"]) > 1 else f"with {scoring_label(first['score_batches'])}"
+        ) + ". "
+        "The two loops of a comparison run in one process with their iterations interleaved (keras-taylor's "
+        "iteration i, then Torch-Pruning's), so both see the same machine state. "
+        "'Prune step' = scoring + pruning + surgery + validation (keras-taylor keeps pruned filters "
+        "masked until they hold `rebuild_threshold` = 0.25 of the learnables, then rebuilds the "
+        "smaller model, which Keras traces anew: those iterations carry the tracing); fine-tuning is "
+        "timed apart because it measures the frameworks' training speed, not the pruning method. "
+        "Torch-Pruning's one-time "
+        f"DependencyGraph build took {first['tp_setup_s']:.2f} s (not included)."
+        + (" Quick mode: small baseline, a smoke run." if quick else ""),
+        "",
+    ]
+    for r in res["runs"]:
+        lines += comparison_lines(r)
+    lines += [
         "Framework floor, measured in the same run before the loops: one plain training epoch of the "
         "unpruned baseline on the same images (no pruning tool involved; a warm-up epoch each, then "
-        f"{res['floor']['rounds']} timed epochs interleaved, median) takes {res['floor']['keras']:.1f} s "
-        f"with Keras `fit` and {res['floor']['torch']:.1f} s with the PyTorch loop (ratio "
-        f"{res['floor']['keras'] / res['floor']['torch']:.2f}). Dividing the all-iterations ratio by it "
-        f"leaves {m['kt_total'] / m['tp_total'] / (res['floor']['keras'] / res['floor']['torch']):.2f} "
-        "as keras-taylor's own share (masked fine-tuning at the width of the last rebuild, Keras "
+        f"{floor['rounds']} timed epoch{'s' if floor['rounds'] > 1 else ''} interleaved, median) takes {floor['keras']:.1f} s "
+        f"with Keras `fit` and {floor['torch']:.1f} s with the PyTorch loop (ratio {floor_ratio:.2f}). "
+        "Divided by it, the all-iterations ratios leave "
+        + " and ".join(f"{r['medians']['kt_total'] / r['medians']['tp_total'] / floor_ratio:.2f} "
+                       f"({'default scoring' if r['score_batches'] is None else 'fresh batches'})" for r in res["runs"])
+        + " as keras-taylor's own share (masked fine-tuning at the width of the last rebuild, Keras "
         "re-tracing after each rebuild, scoring).",
     ]
     _common.write_section("torch_pruning", "\n".join(lines))
@@ -388,10 +445,12 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--no-docs", action="store_true")
+    parser.add_argument(
+        "--kt-scoring", choices=("default", "both"), default="both",
+        help="keras-taylor runs: its default scoring only, or also with Torch-Pruning's fresh score batches "
+             "(the suite runs 'default' to stay in its time budget; --quick always runs 'default')")
     args = parser.parse_args(argv)
-    import numpy as np
     import torch
-    import torch_pruning as tp
     from importlib import metadata
 
     torch.set_num_threads(2)
@@ -399,42 +458,31 @@ def main(argv=None):
     s = settings(args.quick)
     w, base, meta, data = _workloads.cifar_fine_tuning(args.quick, s["train_subset"])
     floor = framework_floor(base, w, data, s, rounds=1 if args.quick else 3)
-    k_rows, k_learn, torch_side = run(base, w, data, s)
-    t_rows, t_base, t_learn, setup_s = torch_side.rows, torch_side.base_acc, torch_side.original, torch_side.setup_s
-    diffs = [k["accuracy"] - t["accuracy"] for k, t in zip(k_rows, t_rows)]
+    scorings = [None] if args.quick or args.kt_scoring == "default" else [None, s["score_batches"]]
+    runs = [run(base, w, data, s, score_batches) for score_batches in scorings]
     res = {
-        "keras": k_rows, "torch": t_rows, "keras_base_acc": meta["accuracy"], "torch_base_acc": t_base,
-        "keras_learnables": k_learn, "torch_learnables": t_learn, "tp_setup_s": setup_s,
+        "runs": runs, "floor": floor, "keras_base_acc": meta["accuracy"],
         "torch_version": torch.__version__, "tp_version": metadata.version("torch-pruning"),
-        "floor": floor, "kt_wins": sum(d >= 0 for d in diffs), "mean_diff": 100 * float(np.mean(diffs)),
-        "medians": {
-            "kt_prune": float(np.median([r["prune_s"] for r in k_rows])),
-            "tp_prune": float(np.median([r["prune_s"] for r in t_rows])),
-            "kt_iter": float(np.median([r["prune_s"] + r["fit_s"] for r in k_rows])),
-            "tp_iter": float(np.median([r["prune_s"] + r["fit_s"] for r in t_rows])),
-            "kt_total": float(sum(r["prune_s"] + r["fit_s"] for r in k_rows)),
-            "tp_total": float(sum(r["prune_s"] + r["fit_s"] for r in t_rows)),
-        },
     }
-    m = res["medians"]
-    print(f"accuracy: keras-taylor >= Torch-Pruning at {res['kt_wins']}/{len(diffs)} reductions, "
-          f"mean diff {res['mean_diff']:+.2f} points; prune step kt {m['kt_prune']:.2f} s vs TP {m['tp_prune']:.2f} s; "
-          f"iteration kt {m['kt_iter']:.1f} s vs TP {m['tp_iter']:.1f} s; all iterations kt {m['kt_total']:.1f} s vs TP {m['tp_total']:.1f} s; "
-          f"plain training epoch Keras/PyTorch {floor['keras'] / floor['torch']:.2f}")
     if not args.no_docs:
         write_docs(res, args.quick)
-    _workloads.save_summary("torch_pruning_compare", {"rows": [
-        {"benchmark": "torch_pruning_compare", "what": "accuracy at equal reduction",
-         "result": f"kt >= TP at {res['kt_wins']}/{len(diffs)} (mean {res['mean_diff']:+.2f} pts)",
-         "target": "equal or better everywhere", "met": "yes" if res["kt_wins"] == len(diffs) else "no"},
-        {"benchmark": "torch_pruning_compare",
-         "what": "time per pruning iteration, median excl. / incl. fine-tuning; all iterations",
-         "result": f"kt/TP {m['kt_prune'] / m['tp_prune']:.2f} / {m['kt_iter'] / m['tp_iter']:.2f}; "
-                   f"{m['kt_total'] / m['tp_total']:.2f}",
-         "target": "no slower (<= 1)", "met": "yes" if m["kt_total"] <= m["tp_total"] else "no"},
-        {"benchmark": "torch_pruning_compare", "what": "framework floor: plain training epoch, no pruning",
-         "result": f"Keras fit / PyTorch loop {floor['keras'] / floor['torch']:.2f}", "target": "", "met": ""},
-    ], "seconds": time.perf_counter() - start})
+    rows = []
+    for r in runs:
+        m, n = r["medians"], len(r["keras"])
+        label = "default scoring" if r["score_batches"] is None else f"score_batches={r['score_batches']}"
+        rows += [
+            {"benchmark": "torch_pruning_compare", "what": f"accuracy at equal reduction ({label})",
+             "result": f"kt >= TP at {r['kt_wins']}/{n} (mean {r['mean_diff']:+.2f} pts)",
+             "target": "equal or better everywhere", "met": "yes" if r["kt_wins"] == n else "no"},
+            {"benchmark": "torch_pruning_compare",
+             "what": f"time per pruning iteration, median excl. / incl. fine-tuning; all iterations ({label})",
+             "result": f"kt/TP {m['kt_prune'] / m['tp_prune']:.2f} / {m['kt_iter'] / m['tp_iter']:.2f}; "
+                       f"{m['kt_total'] / m['tp_total']:.2f}",
+             "target": "no slower (<= 1)", "met": "yes" if m["kt_total"] <= m["tp_total"] else "no"},
+        ]
+    rows.append({"benchmark": "torch_pruning_compare", "what": "framework floor: plain training epoch, no pruning",
+                 "result": f"Keras fit / PyTorch loop {floor['keras'] / floor['torch']:.2f}", "target": "", "met": ""})
+    _workloads.save_summary("torch_pruning_compare", {"rows": rows, "seconds": time.perf_counter() - start})
     print(f"torch_pruning_compare finished in {time.perf_counter() - start:.0f} s")
     return res
 
