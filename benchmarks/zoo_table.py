@@ -28,6 +28,22 @@ from benchmarks import _common
 FRACTION = 0.3
 MARK = "@@ZOO@@ "
 
+# What was found when a case failed its float32 check, printed under it so a
+# rerun of the table keeps the explanation.
+KNOWN_CAUSES = {
+    "EfficientNetV2L": """Not a pruning error: this random-weight network is numerically chaotic in
+float32. On the *original, unpruned* model, changing every input pixel by one
+ulp (`np.nextafter`) moves the logits by about 0.7 of their scale, and batch
+size 1 vs 2 by about 0.07, so float32 round-off of the sliced convolutions is
+amplified the same way (the per-layer difference grows smoothly from ~1e-4 in
+block 5m; no layer jumps). These figures came from one-off diagnostic scripts
+outside the repository, on 2026-11-22; the committed check is the slow zoo
+test, which runs the same flow with `keras.config.set_floatx("float64")`,
+where masked and stripped agree to about 1e-7:
+
+    python -m pytest tests/test_zoo.py -m slow -k EfficientNetV2L""",
+}
+
 
 # --------------------------------------------------------------- one model
 def _blockers(pm):
@@ -266,6 +282,8 @@ def document(results, wall):
                 f"-> {r['params_after']:,}",
                 "",
             ]
+            if r["name"] in KNOWN_CAUSES:
+                lines += [KNOWN_CAUSES[r["name"]], ""]
     return "\n".join(lines)
 
 
