@@ -336,7 +336,7 @@ def compress(
         pm.optimizer.build(pm.trainable_variables)
         return pm, [v.numpy() for v in pm.optimizer.variables]
 
-    best_model = None
+    best_model, best_state = None, None
     if state is None:
         _reseed(seed, 0)
         pm, fresh_optimizer = wrap(model, 0)
@@ -423,15 +423,25 @@ def compress(
         if validation_threshold is not None and not _meets(value, validation_threshold, minimize):
             state["stop_reason"] = THRESHOLD_REACHED
             break
-        best_model, state["best_iteration"] = strip_pruning(pm), iteration
+        state["best_iteration"] = iteration
         if ckpt is not None:
+            best_model, best_state = strip_pruning(pm), None
             ckpt.save(
                 state, current=pm.net, best=best_model,
                 scores=dict(score_sum=pm.score_sum.numpy(), score_count=pm.score_count.numpy(), unit_alive=pm.unit_alive.numpy()),
             )
+        else:
+            # Stripped only when the run ends: a strip per iteration would
+            # cost about as much as a validation pass, for a model that the
+            # next iteration usually replaces.
+            best_model, best_state = None, (pm, pm.get_weights())
     if ckpt is not None:
         ckpt.save(state)  # finished: a further call returns this result at once
     best_iteration = state["best_iteration"]
+    if best_state is not None:
+        best_pm, weights = best_state
+        best_pm.set_weights(weights)  # masks and unit_alive too
+        best_model = strip_pruning(best_pm)
     if best_model is None:
         best_model, best_iteration = _copy_compiled(model, compile_config), 0
     else:

@@ -71,9 +71,9 @@ class ChannelMask(keras.layers.Layer):
         )
 
     def call(self, inputs):
-        # While every channel is kept (always, in kt.compress, which strips
-        # and rewraps each iteration) the multiply and its gradient are
-        # skipped: on CPU they cost about 13% of a ResNet-20 training step.
+        # While every channel is kept (a freshly wrapped or rebuilt model)
+        # the multiply and its gradient are skipped: on CPU they cost about
+        # 13% of a ResNet-20 training step.
         outputs = ops.cond(
             ops.all(self.mask > 0),
             lambda: tf.identity(inputs),

@@ -179,6 +179,33 @@ def test_compress_threshold_returns_most_compressed_passing_model(monkeypatch):
     assert sum(int(np.prod(w.shape)) for w in pruned.trainable_weights) == expected
 
 
+def test_compress_returns_the_passing_iteration_as_it_was_after_its_fine_tuning(monkeypatch, tmp_path):
+    # Without a checkpoint the passing model is stripped only when the run
+    # ends, from a snapshot; with one it is stripped at once. Both must give
+    # the model of iteration 2 after its own fine-tuning, although iteration 3
+    # went on training (and, masked, pruning) the same model before failing.
+    x, y = toy_data(96)
+
+    def run(checkpoint_dir):
+        keras.utils.set_random_seed(0)
+        model = compiled(small_cnn(filters=12))
+        verdicts = iter([True, True, True, False])  # baseline, iteration 1, 2, 3
+        monkeypatch.setattr(compress_module, "_meets", lambda value, threshold, minimize: next(verdicts))
+        return kt.compress(
+            model, (x, y), goal=0.9, increment=0.05, fine_tune_epochs=1, batch_size=32, seed=3,
+            validation_data=(x, y), validation_threshold=0.75, metric="accuracy", verbose=0,
+            checkpoint_dir=checkpoint_dir, output="last-iteration",
+        )
+
+    deferred, info = run(None)
+    eager, eager_info = run(str(tmp_path / "ckpt"))
+    assert info.returned_iteration == eager_info.returned_iteration == 2
+    assert info.pruning_history.num_learnables.iloc[-1] < info.pruning_history.num_learnables.iloc[2]
+    assert [w.shape for w in deferred.weights] == [w.shape for w in eager.weights]
+    for a, b in zip(deferred.get_weights(), eager.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_compress_first_iteration_failing_returns_the_original(monkeypatch):
     x, y = toy_data(64)
     model = compiled(small_cnn())
