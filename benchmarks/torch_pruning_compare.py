@@ -283,6 +283,10 @@ class TorchSide:
               f"prune {prune_s:.1f} s, fine-tune {fit_s:.1f} s", flush=True)
 
 
+def scoring_name(score_batches):
+    return "default scoring" if score_batches is None else f"score_batches={score_batches}"
+
+
 def scoring_label(score_batches):
     if score_batches is None:
         return "scores gathered during fine-tuning (kt default, `score_batches=None`)"
@@ -434,7 +438,7 @@ def write_docs(res, quick):
         f"with Keras `fit` and {floor['torch']:.1f} s with the PyTorch loop (ratio {floor_ratio:.2f}). "
         "Divided by it, the all-iterations ratios leave "
         + " and ".join(f"{r['medians']['kt_total'] / r['medians']['tp_total'] / floor_ratio:.2f} "
-                       f"({'default scoring' if r['score_batches'] is None else 'fresh batches'})" for r in res["runs"])
+                       f"({scoring_name(r['score_batches'])})" for r in res["runs"])
         + " as keras-taylor's own share (masked fine-tuning at the width of the last rebuild, Keras "
         "re-tracing after each rebuild, scoring).",
     ]
@@ -469,7 +473,7 @@ def main(argv=None):
     rows = []
     for r in runs:
         m, n = r["medians"], len(r["keras"])
-        label = "default scoring" if r["score_batches"] is None else f"score_batches={r['score_batches']}"
+        label = scoring_name(r["score_batches"])
         rows += [
             {"benchmark": "torch_pruning_compare", "what": f"accuracy at equal reduction ({label})",
              "result": f"kt >= TP at {r['kt_wins']}/{n} (mean {r['mean_diff']:+.2f} pts)",
