@@ -137,6 +137,13 @@ def copy_keras_weights(keras_model, net, units=3, stages=3):
     return net
 
 
+def nchw(x):
+    """A PyTorch NCHW tensor of a Keras NHWC image array."""
+    import torch
+
+    return torch.from_numpy(x).permute(0, 3, 1, 2).contiguous()
+
+
 def torch_accuracy(net, x, y, batch=256):
     import numpy as np
     import torch
@@ -145,7 +152,7 @@ def torch_accuracy(net, x, y, batch=256):
     correct = 0
     with torch.no_grad():
         for i in range(0, len(x), batch):
-            out = net(torch.from_numpy(x[i:i + batch]).permute(0, 3, 1, 2).contiguous())
+            out = net(nchw(x[i:i + batch]))
             correct += int((out.argmax(1).numpy() == y[i:i + batch]).sum())
     return correct / len(x)
 
@@ -205,7 +212,7 @@ def framework_floor(base, w, data, s, rounds):
     net = copy_keras_weights(base, torch_resnet20(w.input_shape))
     opt = torch.optim.SGD(net.parameters(), lr=s["lr"], momentum=0.9)
     loss_fn = torch.nn.CrossEntropyLoss()
-    txt = torch.from_numpy(xt).permute(0, 3, 1, 2).contiguous()
+    txt = nchw(xt)
     tyt = torch.from_numpy(yt)
     times = {"keras": [], "torch": []}
     for r in range(rounds + 1):
@@ -240,7 +247,7 @@ class TorchSide:
         self.base_acc = torch_accuracy(self.net, self.xs, self.ys)
         self.original = torch_learnables(self.net)
         example = torch.randn(1, w.input_shape[-1], *w.input_shape[:2])
-        self.xt = torch.from_numpy(xt).permute(0, 3, 1, 2).contiguous()
+        self.xt = nchw(xt)
         self.yt = torch.from_numpy(yt)
         self.loss_fn = torch.nn.CrossEntropyLoss()
         start = time.perf_counter()
