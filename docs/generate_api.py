@@ -13,7 +13,7 @@ import keras_taylor as kt
 OUT = pathlib.Path(__file__).with_name("api.md")
 
 MEMBERS = {
-    "TaylorPrunableModel": ["update_score", "update_prunables", "reset_scores", "set_unit_alive",
+    "TaylorPrunableModel": ["update_score", "update_prunables", "reset_scores", "set_unit_alive", "build_compiled_state",
                             "num_prunables", "num_learnables", "original_learnables",
                             "learnables_reduction", "learnables", "scores", "alive"],
     "PruningInfo": ["plot", "learnables_reduction"],

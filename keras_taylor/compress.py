@@ -332,8 +332,9 @@ def compress(
         )
         pm.compile_from_config(compile_config)
         # Built now, so a masked iteration can restart fine-tuning from this
-        # state exactly as a rebuilt model starts from a fresh optimizer.
-        pm.optimizer.build(pm.trainable_variables)
+        # state exactly as a rebuilt model starts from a fresh optimizer, and
+        # so Keras traces each step of the new model once, not twice.
+        pm.build_compiled_state(train.element_spec)
         return pm, [v.numpy() for v in pm.optimizer.variables]
 
     best_model, best_state = None, None

@@ -232,6 +232,51 @@ class TaylorPrunableModel(keras.Model):
         self._accumulate(taps, tap_grads, batch)
         return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
 
+    def build_compiled_state(self, element_spec):
+        """Creates the optimizer, loss and metric variables ahead of training.
+
+        Keras on TensorFlow (without a distribution strategy) creates them
+        while it traces the first train or test step, and `tf.function` must
+        then trace that step a second time; on a ResNet-20 the extra trace of
+        a train step costs about as much as four training steps. Building
+        needs only shapes and dtypes, so zeros shaped like one batch stand in
+        for the data. Models with several outputs are left to Keras.
+
+        Args:
+            element_spec: the `element_spec` of a dataset of `(x, y[, w])`.
+
+        Example:
+
+        >>> import keras, numpy as np, tensorflow as tf, keras_taylor as kt
+        >>> inputs = keras.Input((8, 8, 3))
+        >>> x = keras.layers.Conv2D(4, 3)(inputs)
+        >>> outputs = keras.layers.Dense(2)(keras.layers.Flatten()(x))
+        >>> pm = kt.TaylorPrunableModel(keras.Model(inputs, outputs))
+        >>> pm.compile("sgd", "mse", metrics=["mae"])
+        >>> ds = tf.data.Dataset.from_tensor_slices(
+        ...     (np.ones((4, 8, 8, 3)), np.ones((4, 2)))).batch(2)
+        >>> pm.build_compiled_state(ds.element_spec)
+        >>> pm.optimizer.built
+        True
+        """
+        if not self.compiled:
+            return
+        if self.optimizer is not None and not self.optimizer.built:
+            self.optimizer.build(self.trainable_variables)
+        has_targets = isinstance(element_spec, (tuple, list)) and len(element_spec) >= 2 and element_spec[1] is not None
+        if not has_targets or len(self.net.outputs) != 1:
+            return
+
+        def one_batch_of_zeros(spec):
+            shape = [1] + [d if d is not None else 1 for d in tuple(spec.shape)[1:]]
+            return tf.zeros(shape, dtype=spec.dtype)
+
+        y_true = tree.map_structure(one_batch_of_zeros, element_spec[1])
+        y_pred = one_batch_of_zeros(self.net.outputs[0])
+        for compiled in (self._compile_metrics, self._compile_loss):
+            if compiled is not None and not compiled.built:
+                compiled.build(y_true, y_pred)
+
     # ------------------------------------------------------------- scoring
     def _sample_scale(self, local_batch):
         """Undoes the 1/batch (and loss scaling) in gradients of the loss."""

@@ -283,6 +283,26 @@ def test_compress_rebuilds_once_the_masked_share_reaches_the_threshold(monkeypat
     assert 1 <= rebuilds < int(ph.iteration.max())
 
 
+def test_compress_traces_each_step_of_every_new_model_once(monkeypatch):
+    # Keras creates metric and optimizer variables while tracing a model's
+    # first step, which makes tf.function trace it again; compress builds
+    # them beforehand. The wrapped steps run in Python only while tracing.
+    traces = {"train_step": 0, "test_step": 0}
+    for name in traces:
+        original = getattr(kt.TaylorPrunableModel, name)
+
+        def counting(self, data, _original=original, _name=name):
+            traces[_name] += 1
+            return _original(self, data)
+
+        monkeypatch.setattr(kt.TaylorPrunableModel, name, counting)
+    _, info, rebuilds = _compress_counting_rebuilds(monkeypatch, 0.0)
+    iterations = int(info.pruning_history.iteration.max())
+    assert rebuilds == iterations >= 3
+    # Every iteration fine-tunes a rebuilt model; the first model only validates.
+    assert traces == {"train_step": iterations, "test_step": iterations + 1}
+
+
 def test_masked_and_rebuilt_fine_tuning_compute_the_same():
     # Dropout-free model: a masked filter contributes exact zeros, so fine-tuning
     # the masked model must follow the stripped one up to float rounding.
