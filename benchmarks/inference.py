@@ -29,7 +29,7 @@ REFERENCE = "half width (reference)"
 
 def settings(quick):
     return {
-        "models": ("CIFARNet twin (ResNet-20)", "MobileNetV2") if quick
+        "models": ("CIFARNet twin (ResNet-20)",) if quick
         else ("CIFARNet twin (ResNet-20)", "ResNet50", "MobileNetV2"),
         "repeats": {1: 5 if quick else 15, 32: 2 if quick else 5},
     }

@@ -111,7 +111,7 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--no-docs", action="store_true", help="do not update docs/benchmarks.md")
     args = parser.parse_args(argv)
-    result = measure(rounds=3 if args.quick else 12, steps=6 if args.quick else 10)
+    result = measure(rounds=2 if args.quick else 12, steps=6 if args.quick else 10)
     print(f"plain fit step   {1000 * result['plain_step_s']:.1f} ms")
     print(f"Taylor fit step  {1000 * result['taylor_step_s']:.1f} ms")
     print(f"masked fit step  {1000 * result['masked_step_s']:.1f} ms (30% of groups masked)")

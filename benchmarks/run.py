@@ -6,7 +6,7 @@
 Each benchmark runs in its own process (`python -m benchmarks.<name>`), writes
 its own section of docs/benchmarks.md, and leaves a summary in
 `benchmarks/.cache/summaries/`; this script collects them into the "Summary"
-section. The quick run is a smoke test (one workload per quality benchmark,
+section. The quick run is a smoke test (one workload per benchmark, the -5 floor only,
 small subsets, small baselines when no full one is cached): it prints its
 table and leaves docs/benchmarks.md alone.
 """
