@@ -430,7 +430,7 @@ def write_docs(res, quick):
         "'Prune step' = scoring + pruning + surgery + validation (keras-taylor keeps pruned filters "
         "masked until they hold `rebuild_threshold` = 0.25 of the learnables, then rebuilds the "
         "smaller model, which Keras traces anew: those iterations carry the tracing); fine-tuning is "
-        "timed apart because it measures the frameworks' training speed, not the pruning method. "
+        "timed apart (mostly each framework's training speed; keras-taylor's includes its fused batch norm). "
         "Torch-Pruning's one-time "
         f"DependencyGraph build took {first['tp_setup_s']:.2f} s (not included)."
         + (" Quick mode: small baseline, a smoke run." if quick else ""),
@@ -446,8 +446,10 @@ def write_docs(res, quick):
         "Divided by it, the all-iterations ratios leave "
         + " and ".join(f"{r['medians']['kt_total'] / r['medians']['tp_total'] / floor_ratio:.2f} "
                        f"({scoring_name(r['score_batches'])})" for r in res["runs"])
-        + " as keras-taylor's own share (masked fine-tuning at the width of the last rebuild, Keras "
-        "re-tracing after each rebuild, scoring).",
+        + " as keras-taylor's own share: the fused batch-norm kernel its prunable model trains with "
+        "(`kt.FusedBatchNormalization`; the floor's plain Keras model uses Keras's own, slower layer) set "
+        "against masked fine-tuning at the width of the last rebuild, Keras re-tracing after each rebuild, "
+        "and scoring.",
     ]
     _common.write_section("torch_pruning", "\n".join(lines))
 

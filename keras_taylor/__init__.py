@@ -24,6 +24,7 @@ if _keras.backend.backend() != "tensorflow":
         "or KERAS_BACKEND)."
     )
 
+from keras_taylor.batchnorm import FusedBatchNormalization  # noqa: E402
 from keras_taylor.callbacks import TaylorPruningCallback  # noqa: E402
 from keras_taylor.compress import PruningInfo, compress  # noqa: E402
 from keras_taylor.errors import (  # noqa: E402
@@ -43,6 +44,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ChannelMask",
+    "FusedBatchNormalization",
     "PruningInfo",
     "TaylorPruningCallback",
     "compress",

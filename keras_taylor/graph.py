@@ -463,8 +463,8 @@ def sliced_shapes(node, keep):
     return shapes
 
 
-def _copy_operation(op, config=None, name=None):
-    """A fresh instance of `op` with `config` (its own config by default)."""
+def _copy_operation(op, config=None, name=None, cls=None):
+    """A fresh `cls` (`op`'s class by default) with `config` (`op`'s by default)."""
     config = dict(_safe_config(op) if config is None else config)
     if name is not None and "name" in config:
         config["name"] = name
@@ -472,7 +472,7 @@ def _copy_operation(op, config=None, name=None):
         # The op is a live object of the caller's own model, not an
         # untrusted file, so Lambda layers may be re-created.
         with SafeModeScope(False):
-            return type(op).from_config(config)
+            return (cls or type(op)).from_config(config)
     except Exception as exc:
         if isinstance(op, keras.layers.Layer):
             raise UnsupportedModelError(
@@ -491,6 +491,10 @@ class Rebuild:
 
     def weights(self, node):
         return node.layer.get_weights()
+
+    def layer_class(self, node):
+        """The class of the copy (one with the same config and weights)."""
+        return type(node.layer)
 
     def skip(self, node):
         """True to drop `node` (it must have one input and one output)."""
@@ -519,7 +523,7 @@ def replay(flat, rebuild, name=None):
         key = id(node.layer)
         first_call = key not in made
         if first_call:
-            made[key] = _copy_operation(node.layer, rebuild.config(node), node.name)
+            made[key] = _copy_operation(node.layer, rebuild.config(node), node.name, rebuild.layer_class(node))
         layer = made[key]
         tensor_dict = {
             id(kt): value

@@ -35,6 +35,11 @@ def register(layer_classes, handler):
     return handler
 
 
+def register_like(layer_class, like):
+    """Handles `layer_class` exactly as the registered class `like`."""
+    return register(layer_class, _REGISTRY[like])
+
+
 def get_handler(operation):
     """Returns the handler of `operation`'s exact type, or the blocker."""
     return _REGISTRY.get(type(operation), UNKNOWN)

@@ -7,7 +7,7 @@ import tensorflow as tf
 import keras
 from keras import tree
 
-from keras_taylor import accounting, handlers, scoring
+from keras_taylor import accounting, batchnorm, handlers, scoring
 from keras_taylor.errors import (
     InvalidArgumentError,
     NothingPrunableError,
@@ -29,6 +29,9 @@ class _InsertMasks(Rebuild):
             for tid in node.outputs:
                 producer[tid] = node.name
         self.producer = producer
+
+    def layer_class(self, node):
+        return batchnorm.training_class(type(node.layer))
 
     def wrap_input(self, node, k, value):
         if not handlers.get_handler(node.layer).consumes:
