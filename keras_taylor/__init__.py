@@ -35,6 +35,7 @@ from keras_taylor.errors import (  # noqa: E402
     PruningStateError,
     UnsupportedModelError,
 )
+from keras_taylor.folding import fold_batch_norm  # noqa: E402
 from keras_taylor.masking import ChannelMask  # noqa: E402
 from keras_taylor.model import TaylorPrunableModel  # noqa: E402
 from keras_taylor.report import analyze, compare, max_reduction  # noqa: E402
@@ -48,6 +49,7 @@ __all__ = [
     "PruningInfo",
     "TaylorPruningCallback",
     "compress",
+    "fold_batch_norm",
     "CheckpointError",
     "InvalidArgumentError",
     "KerasTaylorError",

@@ -8,6 +8,8 @@ A handler answers three questions about one layer type:
 * `weight_slices`: when channels are removed, which axis of which weight is
   indexed by which kept channels?
 * `new_config`: how does the layer's config change (filters, units, ...)?
+* `output_axes`: which weight axes make each output channel, so a following
+  batch normalization can be folded into them (`folding.py`)?
 
 Adding support for a layer type is one `register(...)` call. A layer whose
 type is not registered is a blocker: it is never guessed at.
@@ -72,6 +74,14 @@ class Handler:
 
     def new_config(self, node, config, keep):
         return config
+
+    def output_axes(self, node):
+        """{weight name: axes} whose flattening (C order) is the output channels.
+
+        None when the layer's outputs are not a linear map plus a per-channel
+        bias, so nothing can be folded into it.
+        """
+        return None
 
 
 class Blocker(Handler):
@@ -310,6 +320,11 @@ class Producer(Handler):
             "bias": {0: keep.outputs[0]},
         }
 
+    def output_axes(self, node):
+        if _is_channels_first(node):
+            return None
+        return {"kernel": (self.kernel_axes[1],)}
+
     def new_config(self, node, config, keep):
         config = dict(config, **{self.size_key: int(len(keep.outputs[0]))})
         if self._groups(node) != 1 and self._groups(node) == node.input_shapes[0][-1]:
@@ -337,6 +352,12 @@ class DepthwiseHandler(Handler):
     def weight_slices(self, node, keep):
         return {"kernel": {-2: keep.inputs[0]}, "bias": {0: keep.outputs[0]}}
 
+    def output_axes(self, node):
+        if _is_channels_first(node):
+            return None
+        # Output channel i * depth_multiplier + m comes from kernel[..., i, m].
+        return {"kernel": (-2, -1)}
+
 
 class SeparableHandler(Producer):
     """Depthwise part passes channels through; pointwise part produces."""
@@ -346,6 +367,11 @@ class SeparableHandler(Producer):
 
     def filter_weights(self, layer):
         return layer.pointwise_kernel.numpy(), -1
+
+    def output_axes(self, node):
+        if _is_channels_first(node):
+            return None
+        return {"pointwise_kernel": (-1,)}
 
     def weight_slices(self, node, keep):
         multiplier = int(node.config.get("depth_multiplier", 1))

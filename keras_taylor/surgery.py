@@ -70,19 +70,20 @@ def strip_pruning(model):
     stripped = replay(
         model._flat, _Strip(model.channel_graph, model.alive), name=model.net.name
     )
-    compile_config = _compile_config(model)
-    if compile_config is not None:
+    return compile_like(stripped, model)
+
+
+def compile_like(new, old):
+    """Compiles `new` with `old`'s compile config, when there is one."""
+    if not getattr(old, "compiled", False):
+        return new
+    try:
+        config = old.get_compile_config()
+    except Exception:
+        return new
+    if config is not None:
         try:
-            stripped.compile_from_config(compile_config)
+            new.compile_from_config(config)
         except Exception:  # An uncompilable config must not lose the model.
             pass
-    return stripped
-
-
-def _compile_config(model):
-    if not getattr(model, "compiled", False):
-        return None
-    try:
-        return model.get_compile_config()
-    except Exception:
-        return None
+    return new
