@@ -353,7 +353,7 @@ def run(base, w, data, s, score_batches):
     t_rows = torch_side.rows
     diffs = [k["accuracy"] - t["accuracy"] for k, t in zip(rows, t_rows)]
     result = {
-        "score_batches": score_batches, "keras": rows, "torch": t_rows,
+        "score_batches": score_batches, "keras": rows, "torch": t_rows, "rebuilt": list(info.rebuilt_iterations),
         "torch_base_acc": torch_side.base_acc, "torch_learnables": torch_side.original,
         "keras_learnables": k_learn, "tp_setup_s": torch_side.setup_s,
         "kt_wins": sum(d >= 0 for d in diffs), "mean_diff": 100 * float(np.mean(diffs)),
@@ -428,8 +428,12 @@ def write_docs(res, quick):
         "The two loops of a comparison run in one process with their iterations interleaved (keras-taylor's "
         "iteration i, then Torch-Pruning's), so both see the same machine state. "
         "'Prune step' = scoring + pruning + surgery + validation (keras-taylor keeps pruned filters "
-        "masked until they hold `rebuild_threshold` = 0.25 of the learnables, then rebuilds the "
-        "smaller model, which Keras traces anew: those iterations carry the tracing); fine-tuning is "
+        "masked and rebuilds the smaller model, which Keras traces anew, only when its default "
+        "`rebuild_threshold=\"auto\"` predicts that the fine-tuning time saved over the iterations left "
+        "exceeds the tracing cost it measured; rebuilt at iterations "
+        + " / ".join(f"{','.join(map(str, r['rebuilt'])) or 'none'} ({scoring_name(r['score_batches'])})"
+                     for r in res["runs"])
+        + "; those iterations carry the tracing); fine-tuning is "
         "timed apart (mostly each framework's training speed; keras-taylor's includes its fused batch norm). "
         "Torch-Pruning's one-time "
         f"DependencyGraph build took {first['tp_setup_s']:.2f} s (not included)."

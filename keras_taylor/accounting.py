@@ -10,6 +10,7 @@ import dataclasses
 
 import numpy as np
 
+from keras_taylor import handlers
 from keras_taylor.graph import sliced_shapes
 
 
@@ -66,3 +67,20 @@ def count_layers(channel_graph, alive, skip=()):
 
 def total_learnables(channel_graph, alive, skip=("ChannelMask",)):
     return sum(c.learnables for c in count_layers(channel_graph, alive, skip))
+
+
+def total_multiply_accumulates(channel_graph, alive):
+    """Multiply-accumulates per sample of the model with `alive` units kept.
+
+    Counts every call of a layer (a shared layer works at each of its
+    nodes), with the weight shapes the stripped model will have.
+    """
+    total = 0
+    for node in channel_graph.flat.nodes:
+        weights = getattr(node.layer, "weights", [])
+        if not weights:
+            continue
+        handler = handlers.get_handler(node.layer)
+        shapes = sliced_shapes(node, channel_graph.keep(node, alive))
+        total += handler.multiply_accumulates(node, {v.name: s for v, s in zip(weights, shapes)})
+    return int(total)

@@ -16,6 +16,11 @@ class CommandError(Exception):
     """A user-facing error: printed as one line."""
 
 
+def _rebuild_threshold(text):
+    """'auto' or a number; compress itself checks the range."""
+    return text if text == "auto" else float(text)
+
+
 def _build_parser():
     from keras_taylor import __version__
 
@@ -77,8 +82,9 @@ def _build_parser():
     compress.add_argument("--batch-size", type=int, default=32)
     compress.add_argument("--criterion", default="taylor", choices=["taylor", "l1", "random"])
     compress.add_argument(
-        "--rebuild-threshold", type=float, default=0.25,
-        help="masked share of the learnables at which the model is rebuilt smaller (0: every iteration)",
+        "--rebuild-threshold", type=_rebuild_threshold, default="auto",
+        help="'auto' (rebuild smaller when measured tracing costs less than the fine-tuning it saves) or the "
+             "masked share of the learnables at which the model is rebuilt smaller (0: every iteration)",
     )
     compress.add_argument("--val-split", type=float, default=0.1, help="validation share of an image folder without x_val")
     compress.add_argument("--out", required=True, help="output .keras path")

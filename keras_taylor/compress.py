@@ -1,13 +1,13 @@
 """`compress`: score, prune, fine-tune and validate until a goal or a limit.
 
 The Keras counterpart of MATLAB's `compressNetworkUsingTaylorPruning`. Pruned
-filters are masked first; once the masked share of the learnables reaches
-`rebuild_threshold`, the model is stripped and wrapped again, so fine-tuning
-runs on the physically smaller network. Rebuilding makes Keras trace its
-train, test and scoring functions anew (about 10 s for a ResNet-20 on two CPU
-cores, as long as a whole fine-tuning epoch on a few thousand images), while
-a masked model computes exactly what the stripped one does, so small
-increments are cheaper masked.
+filters are masked first; when `rebuild_threshold` says so (by default, when
+the measured cost of a rebuild is below the fine-tuning time it is predicted
+to save: `keras_taylor.rebuild`), the model is stripped and wrapped again, so
+fine-tuning runs on the physically smaller network. Rebuilding makes Keras
+trace its train, test and scoring functions anew (about 10 s for a ResNet-20
+on two CPU cores, as long as a whole fine-tuning epoch on a few thousand
+images), while a masked model computes exactly what the stripped one does.
 """
 
 import dataclasses
@@ -26,6 +26,7 @@ from keras_taylor import data as data_utils
 from keras_taylor.errors import InvalidArgumentError, PruningStateError
 from keras_taylor.graph import read_model
 from keras_taylor.model import TaylorPrunableModel
+from keras_taylor.rebuild import SCORE, TEST, RebuildPlanner, check_threshold
 from keras_taylor.surgery import strip_pruning
 
 OUTPUTS = ("best-validation", "last-iteration")
@@ -54,6 +55,8 @@ class PruningInfo:
         metric: name of the validation metric.
         threshold: the validation threshold, or None.
         returned_iteration: the iteration whose model was returned.
+        rebuilt_iterations: iterations whose fine-tuning ran on a model
+            rebuilt physically smaller (see `rebuild_threshold`).
 
     Example (the object `kt.compress` returns):
 
@@ -78,6 +81,7 @@ class PruningInfo:
     metric: str
     threshold: float = None
     returned_iteration: int = 0
+    rebuilt_iterations: list = dataclasses.field(default_factory=list)
 
     @property
     def learnables_reduction(self):
@@ -186,8 +190,8 @@ def _check_args(goal, increment, fine_tune_epochs, score_batches, output, valida
         raise InvalidArgumentError("validation_threshold needs validation_data")
     if max_iterations is not None and not (isinstance(max_iterations, int) and max_iterations > 0):
         raise InvalidArgumentError(f"max_iterations must be a positive int, got {max_iterations!r}")
-    if isinstance(rebuild_threshold, bool) or not (isinstance(rebuild_threshold, (int, float)) and 0 <= rebuild_threshold <= 1):
-        raise InvalidArgumentError(f"rebuild_threshold must be a fraction in [0, 1], got {rebuild_threshold!r}")
+    if not check_threshold(rebuild_threshold):
+        raise InvalidArgumentError(f"rebuild_threshold must be 'auto' or a fraction in [0, 1], got {rebuild_threshold!r}")
 
 
 def compress(
@@ -210,7 +214,7 @@ def compress(
     verbose=1,
     seed=None,
     checkpoint_dir=None,
-    rebuild_threshold=0.25,
+    rebuild_threshold="auto",
 ):
     """Compresses `model` by iterative Taylor pruning and fine-tuning.
 
@@ -260,15 +264,19 @@ def compress(
             arguments resumes after the last completed iteration (or returns
             the finished result); different arguments, model or data, or a
             corrupt checkpoint, raise `CheckpointError`.
-        rebuild_threshold: fraction in [0, 1]. Pruned filters are masked
-            until they hold at least this fraction of the learnables of the
-            model being fine-tuned; then the model is stripped and wrapped
-            again, physically smaller. A masked model computes what the
-            stripped one does, but costs the full model's time per step,
-            while each rebuild makes Keras trace its functions anew (seconds
-            to tens of seconds). 0 rebuilds after every pruning step
-            (MATLAB's behaviour); 1 never rebuilds during the loop. The
-            returned model is stripped either way.
+        rebuild_threshold: `"auto"` or a fraction in [0, 1]. Pruned filters
+            are masked at first: a masked model computes what the stripped
+            one does but costs the full model's time per step, while
+            stripping and wrapping again (a rebuild) makes Keras trace its
+            functions anew (seconds to tens of seconds). `"auto"` measures
+            both as the run goes (tracing, and the time per iteration at the
+            built width) and rebuilds when the fine-tuning time it predicts a
+            rebuild saves over the iterations left exceeds that cost; its
+            choices follow timings, so use a number for runs that repeat
+            bit for bit. A number rebuilds once pruned filters hold that
+            fraction of the learnables of the model being fine-tuned: 0
+            after every pruning step (MATLAB's behaviour), 1 never during
+            the loop. The returned model is stripped either way.
 
     Returns:
         `(pruned_model, info)`: a plain `keras.Model` compiled like `model`,
@@ -324,8 +332,14 @@ def compress(
         ckpt = checkpoint.CompressCheckpoint(checkpoint_dir, fingerprint)
         state = ckpt.load()
 
-    def wrap(m, iteration):
-        """The prunable, compiled model and its optimizer's fresh state."""
+    planner = RebuildPlanner(rebuild_threshold)
+
+    def wrap(m, iteration, started=None):
+        """The prunable, compiled model and its optimizer's fresh state.
+
+        `started`: clock reading when the surgery for this model began.
+        """
+        started = planner.clock() if started is None else started
         pm = TaylorPrunableModel(
             m, criterion=criterion, normalize=normalize, prune_dense=prune_dense,
             seed=_iteration_seed(seed, iteration),
@@ -335,7 +349,9 @@ def compress(
         # state exactly as a rebuilt model starts from a fresh optimizer, and
         # so Keras traces each step of the new model once, not twice.
         pm.build_compiled_state(train.element_spec)
-        return pm, [v.numpy() for v in pm.optimizer.variables]
+        fresh = [v.numpy() for v in pm.optimizer.variables]
+        planner.built(pm, planner.clock() - started)
+        return pm, fresh
 
     best_model, best_state = None, None
     if state is None:
@@ -347,7 +363,7 @@ def compress(
             pruning_rows=[dict(iteration=0, num_learnables=int(pm.original_learnables), learnables_reduction=0.0)],
         )
         if val is not None:
-            baseline_loss, baseline_value = _evaluate(pm, val, metric)
+            baseline_loss, baseline_value = planner.timed(TEST, _evaluate, pm, val, metric)
             if validation_threshold is not None and not _meets(baseline_value, validation_threshold, minimize):
                 say(f"The unpruned model already misses the threshold ({metric} {baseline_value:.4g}).")
             state["val_rows"].append(dict(iteration=0, step=0, loss=baseline_loss, metric=baseline_value, is_final=True))
@@ -383,14 +399,22 @@ def compress(
         if criterion == "taylor" and (score_batches is not None or state["need_fresh_scores"] or float(pm.score_count.numpy()) <= 0):
             pm.reset_scores()
             for x, y, *rest in _batches(train, score_batches):
-                pm.update_score(x, y, sample_weight=rest[0] if rest else None)
+                if score_batches is None:  # a one-off pass: not part of an iteration's cost
+                    pm.update_score(x, y, sample_weight=rest[0] if rest else None)
+                else:
+                    planner.timed(SCORE, pm.update_score, x, y, sample_weight=rest[0] if rest else None)
         step = min(increment, goal - reduction) * original / pm.original_learnables
         pruned = pm.update_prunables(None, learnables_reduction=min(1.0, step))
         if pruned == 0:
             state["stop_reason"] = NOTHING_PRUNABLE
             break
-        if pm.learnables_reduction >= rebuild_threshold - 1e-9:
-            pm, fresh_optimizer = wrap(strip_pruning(pm), iteration)
+        iterations_left = math.ceil((goal - reduction) / increment - 1e-9)
+        if max_iterations is not None:
+            iterations_left = min(iterations_left, max_iterations - iteration + 1)
+        if planner.should_rebuild(pm, iteration, iterations_left):
+            started = planner.clock()
+            pm, fresh_optimizer = wrap(strip_pruning(pm), iteration, started)
+            state.setdefault("rebuilt_iterations", []).append(iteration)
         else:
             for variable, value in zip(pm.optimizer.variables, fresh_optimizer):
                 variable.assign(value)
@@ -399,16 +423,20 @@ def compress(
         reduction = 1 - pm.num_learnables / original
         monitor = _FineTuneMonitor(iteration, metric, minimize, output == "best-validation" and val is not None)
         if val is not None:
-            loss0, value0 = _evaluate(pm, val, metric)
+            loss0, value0 = planner.timed(TEST, _evaluate, pm, val, metric)
             val_rows.append(dict(iteration=iteration, step=0, loss=loss0, metric=value0, is_final=fine_tune_epochs == 0))
         if fine_tune_epochs:
-            pm.fit(train, epochs=fine_tune_epochs, validation_data=val, shuffle=False, callbacks=[monitor] + list(callbacks or []), verbose=verbose)
+            pm.fit(
+                train, epochs=fine_tune_epochs, validation_data=val, shuffle=False,
+                callbacks=[monitor, planner.callback()] + list(callbacks or []), verbose=verbose,
+            )
             train_rows.extend(_jsonable(row) for row in monitor.steps)
             if monitor.best_weights is not None:
                 pm.set_weights(monitor.best_weights)
             chosen = monitor.best_index if output == "best-validation" else len(monitor.validations) - 1
             for i, (s, loss, value) in enumerate(monitor.validations):
                 val_rows.append(dict(iteration=iteration, step=s, loss=loss, metric=value, is_final=i == chosen))
+        planner.iteration_done()
         pruning_rows.append(dict(iteration=iteration, num_learnables=int(pm.num_learnables), learnables_reduction=float(reduction)))
         state["iteration"] = iteration
         if monitor.non_finite:
@@ -457,6 +485,7 @@ def compress(
         metric=metric,
         threshold=validation_threshold,
         returned_iteration=best_iteration,
+        rebuilt_iterations=list(state.get("rebuilt_iterations", [])),
     )
     say(info.stop_reason)
     say(f"Compressed network has {100 * info.learnables_reduction:.1f}% fewer learnable parameters.")

@@ -55,6 +55,12 @@ def _last_dim(shape):
     return shape[-1] if shape else None
 
 
+def _positions(shape, node):
+    """Number of positions (all but batch and channel axes) of a tensor shape."""
+    spatial = shape[2:] if _is_channels_first(node) else shape[1:-1]
+    return int(np.prod([d or 1 for d in spatial]))
+
+
 def _is_channels_first(node):
     return node.config.get("data_format") == "channels_first"
 
@@ -82,6 +88,23 @@ class Handler:
         bias, so nothing can be folded into it.
         """
         return None
+
+    #: Weights applied once per position of the output (a convolution's
+    #: kernel at every pixel it writes); their sizes times the positions are
+    #: the node's multiply-accumulates per sample.
+    position_weights = ()
+
+    def multiply_accumulates(self, node, shapes):
+        """Multiply-accumulates per sample, with weights of shapes `shapes`.
+
+        `shapes` maps weight name to its (possibly sliced) shape. Layers
+        without kernels count 0: their elementwise work is small next to a
+        convolution's and the same masked or stripped.
+        """
+        if not self.position_weights:
+            return 0
+        positions = _positions(node.output_shapes[0], node)
+        return positions * sum(int(np.prod(shapes[n])) for n in self.position_weights if n in shapes)
 
 
 class Blocker(Handler):
@@ -249,11 +272,20 @@ class Producer(Handler):
     """
 
     consumes = True
+    position_weights = ("kernel",)
 
-    def __init__(self, size_key, role_option=None, kernel_axes=(-2, -1)):
+    def __init__(self, size_key, role_option=None, kernel_axes=(-2, -1), transposed=False):
         self.size_key = size_key
         self.role_option = role_option
         self.kernel_axes = kernel_axes
+        self.transposed = transposed
+
+    def multiply_accumulates(self, node, shapes):
+        if self.transposed:
+            # A transposed convolution scatters its kernel from every input
+            # position, so its work follows the input's size.
+            return _positions(node.input_shapes[0], node) * int(np.prod(shapes.get("kernel", ())))
+        return super().multiply_accumulates(node, shapes)
 
     def role(self, ctx):
         if self.role_option is None or getattr(ctx.options, self.role_option):
@@ -335,6 +367,8 @@ class Producer(Handler):
 class DepthwiseHandler(Handler):
     """Each input channel has its own `depth_multiplier` output channels."""
 
+    position_weights = ("kernel",)
+
     def propagate(self, ctx, node, ins):
         if _is_channels_first(node):
             return BLOCK_CHANNELS_FIRST.propagate(ctx, node, ins)
@@ -361,6 +395,8 @@ class DepthwiseHandler(Handler):
 
 class SeparableHandler(Producer):
     """Depthwise part passes channels through; pointwise part produces."""
+
+    position_weights = ("depthwise_kernel", "pointwise_kernel")
 
     def __init__(self):
         super().__init__("filters", role_option="prune_separable")
@@ -520,7 +556,7 @@ def _application_class(module, name):
 register(_layer_classes("Conv1D", "Conv2D", "Conv3D"), Producer("filters"))
 register(
     _layer_classes("Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose"),
-    Producer("filters", kernel_axes=(-1, -2)),
+    Producer("filters", kernel_axes=(-1, -2), transposed=True),
 )
 register(_layer_classes("Dense"), Producer("units", role_option="prune_dense"))
 register(_layer_classes("DepthwiseConv1D", "DepthwiseConv2D"), DepthwiseHandler())

@@ -511,6 +511,23 @@ class TaylorPrunableModel(keras.Model):
         return sum(c.learnables for c in self.layer_counts())
 
     @property
+    def multiply_accumulates(self):
+        """Multiply-accumulates per sample of the model as pruned so far.
+
+        Convolution and Dense work (kernel size times the positions it is
+        applied at), counted with the shapes the stripped model will have.
+        """
+        return accounting.total_multiply_accumulates(self.channel_graph, self.alive)
+
+    @property
+    def original_multiply_accumulates(self):
+        """Multiply-accumulates per sample of the unpruned model."""
+        if getattr(self, "_original_macs", None) is None:
+            full = np.ones(self.channel_graph.num_units, dtype=bool)
+            self._original_macs = accounting.total_multiply_accumulates(self.channel_graph, full)
+        return self._original_macs
+
+    @property
     def learnables(self):
         """DataFrame of learnable parameters: layer, parameter, shape, size.
 
