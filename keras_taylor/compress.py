@@ -361,6 +361,7 @@ def compress(
             iteration=0, original=int(pm.original_learnables), need_fresh_scores=True,
             best_iteration=0, stop_reason=None, val_rows=[], train_rows=[],
             pruning_rows=[dict(iteration=0, num_learnables=int(pm.original_learnables), learnables_reduction=0.0)],
+            rebuilt_iterations=[],
         )
         if val is not None:
             baseline_loss, baseline_value = planner.timed(TEST, _evaluate, pm, val, metric)
@@ -398,11 +399,15 @@ def compress(
         train = data_utils.as_dataset(ds, batch_size, shuffle=True, name="ds", seed=_iteration_seed(seed, iteration))
         if criterion == "taylor" and (score_batches is not None or state["need_fresh_scores"] or float(pm.score_count.numpy()) <= 0):
             pm.reset_scores()
+            # Without score_batches, later iterations score during fine-tuning,
+            # so this pass is a one-off and no part of an iteration's cost.
+            one_off = score_batches is None and fine_tune_epochs > 0
             for x, y, *rest in _batches(train, score_batches):
-                if score_batches is None:  # a one-off pass: not part of an iteration's cost
-                    pm.update_score(x, y, sample_weight=rest[0] if rest else None)
+                weight = rest[0] if rest else None
+                if one_off:
+                    pm.update_score(x, y, sample_weight=weight)
                 else:
-                    planner.timed(SCORE, pm.update_score, x, y, sample_weight=rest[0] if rest else None)
+                    planner.timed(SCORE, pm.update_score, x, y, sample_weight=weight)
         step = min(increment, goal - reduction) * original / pm.original_learnables
         pruned = pm.update_prunables(None, learnables_reduction=min(1.0, step))
         if pruned == 0:

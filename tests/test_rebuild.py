@@ -195,7 +195,7 @@ def test_invalid_thresholds_name_the_argument(value):
 
 
 # ------------------------------------------------------- inside kt.compress
-def compress_with_planner(monkeypatch, trace_scale):
+def compress_with_planner(monkeypatch, trace_scale, **kwargs):
     """kt.compress with "auto", its measured first calls scaled by `trace_scale`."""
 
     class Scaled(RebuildPlanner):
@@ -220,7 +220,7 @@ def compress_with_planner(monkeypatch, trace_scale):
     before = [w.copy() for w in model.get_weights()]
     pruned, info = kt.compress(
         model, (x, y), goal=0.5, increment=0.1, batch_size=32, validation_data=(x, y), metric="accuracy",
-        seed=5, verbose=0, score_batches=2,
+        seed=5, verbose=0, **{"score_batches": 2, **kwargs},
     )
     for a, b in zip(before, model.get_weights()):
         np.testing.assert_array_equal(a, b)
@@ -260,3 +260,18 @@ def test_rebuilt_iterations_follow_a_numeric_threshold():
     iterations = int(results[0.0].pruning_history.iteration.max())
     assert results[0.0].rebuilt_iterations == list(range(1, iterations + 1))
     assert results[1.0].rebuilt_iterations == []
+
+
+@pytest.mark.parametrize(
+    "kwargs, counts",
+    [
+        # Scores gathered while fine-tuning: the first iteration's scoring
+        # pass is a one-off, not an iteration's cost.
+        (dict(score_batches=None), {TRAIN: 3, TEST: 2}),
+        # No fine-tuning: every iteration scores all 3 batches anew.
+        (dict(score_batches=None, fine_tune_epochs=0), {SCORE: 3, TEST: 1}),
+    ],
+)
+def test_compress_times_what_recurs_in_an_iteration(monkeypatch, kwargs, counts):
+    _, _, planner = compress_with_planner(monkeypatch, trace_scale=1.0, **kwargs)
+    assert planner._last_counts == counts
