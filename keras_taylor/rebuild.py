@@ -34,8 +34,8 @@ MIN_GAIN_EXPONENT = 0.1
 
 def check_threshold(value):
     """True when `value` is a valid `rebuild_threshold`."""
-    if value == AUTO:
-        return True
+    if isinstance(value, str):
+        return value == AUTO
     return not isinstance(value, bool) and isinstance(value, (int, float)) and 0 <= value <= 1
 
 
