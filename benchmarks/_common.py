@@ -13,6 +13,18 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 DOCS = REPO / "docs"
 
 
+def flops(model):
+    """FLOPs per sample: 2 x the multiply-accumulates `kt.analyze` counts.
+
+    Convolution and Dense work; batch normalisation, activations, additions
+    and pooling are not counted (a few percent of a CNN's work, scaling with
+    the same channel counts).
+    """
+    import keras_taylor as kt
+
+    return 2 * int(kt.analyze(model)["multiply_accumulates"].sum())
+
+
 def cpu_model():
     try:
         with open("/proc/cpuinfo") as f:

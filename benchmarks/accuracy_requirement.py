@@ -35,7 +35,6 @@ def settings(quick):
 def run_one(w, quick):
     import keras
     import keras_taylor as kt
-    from benchmarks import _flops
 
     s = settings(quick)
     base, meta = _workloads.baseline(w)
@@ -43,7 +42,7 @@ def run_one(w, quick):
     xt, yt = _workloads.subset((xt, yt), s["train_subset"])
     base_acc = 100 * meta["accuracy"]
     base_learn = _workloads.learnables(base)
-    base_flops = _flops.flops(base)
+    base_flops = _common.flops(base)
     rows = []
     for floor in s["floors"]:
         threshold = (base_acc - floor) / 100
@@ -61,7 +60,7 @@ def run_one(w, quick):
         seconds = time.perf_counter() - start
         acc = 100 * _workloads.evaluate(pruned, xs, ys)
         learn = _workloads.learnables(pruned)
-        flops = _flops.flops(pruned)
+        flops = _common.flops(pruned)
         iterations = int(info.pruning_history.iteration.max())
         row = {
             "workload": w.name, "floor": f"baseline - {floor:g}", "baseline_acc": base_acc,
@@ -121,7 +120,7 @@ def write_docs(results, quick):
         + ("Quick mode caps compress at 2 iterations and fine-tunes on 1024 training images: a smoke run, "
            "not the result. " if quick else "")
         + "Learnables count trainable weights (kernels, biases, BN scale/offset), like MATLAB; FLOPs "
-        "are 2 x multiply-accumulates of conv and dense layers per image (`benchmarks/_flops.py`).",
+        "are 2 x multiply-accumulates of conv and dense layers per image (`kt.analyze`'s `multiply_accumulates`).",
         "",
         "Workloads:",
         "",

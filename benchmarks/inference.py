@@ -6,7 +6,7 @@ filter groups are removed (`update_prunables` with the L1 criterion,
 normalised per layer: no data needed, and it spreads the cuts over the layers
 as a trained network's Taylor scores do; raw global L1 on random weights cuts
 whole residual branches to one filter), the model is stripped, and original and stripped models are measured in one run:
-parameters, FLOPs (`benchmarks/_flops.py`), `.keras` file size, and CPU latency
+parameters, FLOPs (`kt.analyze`'s `multiply_accumulates`), `.keras` file size, and CPU latency
 at batch 1 and batch 32, in Keras (a `tf.function` forward pass) and after
 TFLite conversion (`tf.lite.TFLiteConverter.from_keras_model`, timed with
 `tf.lite.Interpreter`, 2 threads). The Keras runtime also times every model
@@ -114,7 +114,6 @@ def measure(name, s):
     import numpy as np
 
     import keras_taylor as kt
-    from benchmarks import _flops
     from keras_taylor import reference_models
 
     keras.utils.set_random_seed(0)
@@ -133,7 +132,7 @@ def measure(name, s):
         # runtime's speed follows FLOPs at these small channel counts.
         variants[REFERENCE] = reference_models.resnet20(widths=(8, 16, 32))
         pruned_counts[REFERENCE] = "-"
-    rows = {k: {"params": m.count_params(), "flops": _flops.flops(m), "size": file_size(m),
+    rows = {k: {"params": m.count_params(), "flops": _common.flops(m), "size": file_size(m),
                 "pruned": pruned_counts.get(k, "0")} for k, m in variants.items()}
     flats = {k: tflite_convert(m) for k, m in variants.items()}
     for k in variants:

@@ -13,7 +13,8 @@ test split, until `goal`.
 
 * keras-taylor: `kt.compress(..., increment, fine_tune_epochs=1,
   output="last-iteration")`, run with its default scoring (Taylor scores
-  gathered by `train_step` during fine-tuning) and, unless
+  gathered by `train_step` during fine-tuning; before the first step,
+  training batches until the choice settles) and, unless
   `--kt-scoring default` or `--quick`, again with `score_batches=S` fresh
   batches, as Torch-Pruning scores; each keras-taylor run has its own
   Torch-Pruning run interleaved with it.
@@ -321,7 +322,8 @@ def scoring_name(score_batches):
 
 def scoring_label(score_batches):
     if score_batches is None:
-        return "scores gathered during fine-tuning (kt default, `score_batches=None`)"
+        return ("scores gathered during fine-tuning, and before the first step on training batches until "
+                "the choice settles (kt default, `score_batches=None`)")
     return f"fresh scores on {score_batches} batches before each step, as Torch-Pruning (`score_batches={score_batches}`)"
 
 

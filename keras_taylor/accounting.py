@@ -69,18 +69,25 @@ def total_learnables(channel_graph, alive, skip=("ChannelMask",)):
     return sum(c.learnables for c in count_layers(channel_graph, alive, skip))
 
 
-def total_multiply_accumulates(channel_graph, alive):
-    """Multiply-accumulates per sample of the model with `alive` units kept.
+def layer_multiply_accumulates(channel_graph, alive):
+    """Multiply-accumulates per sample of each layer with `alive` units kept.
 
-    Counts every call of a layer (a shared layer works at each of its
-    nodes), with the weight shapes the stripped model will have.
+    A dict from layer name to its count over every call of the layer (a
+    shared layer works at each of its nodes), with the weight shapes the
+    stripped model will have. Layers without weights are left out.
     """
-    total = 0
+    counts = {}
     for node in channel_graph.flat.nodes:
         weights = getattr(node.layer, "weights", [])
         if not weights:
             continue
         handler = handlers.get_handler(node.layer)
         shapes = sliced_shapes(node, channel_graph.keep(node, alive))
-        total += handler.multiply_accumulates(node, {v.name: s for v, s in zip(weights, shapes)})
-    return int(total)
+        macs = handler.multiply_accumulates(node, {v.name: s for v, s in zip(weights, shapes)})
+        counts[node.name] = counts.get(node.name, 0) + int(macs)
+    return counts
+
+
+def total_multiply_accumulates(channel_graph, alive):
+    """Multiply-accumulates per sample of the model with `alive` units kept."""
+    return sum(layer_multiply_accumulates(channel_graph, alive).values())

@@ -426,6 +426,20 @@ class TaylorPrunableModel(keras.Model):
                 fraction of the unpruned model's (MATLAB's
                 LearnablesReductionIncrement), capped by `max_to_prune`.
         """
+        chosen = self.planned_prunables(max_to_prune, learnables_reduction)
+        alive = self.alive
+        alive[chosen] = False
+        self.set_unit_alive(alive)
+        self.reset_scores()
+        return len(chosen)
+
+    def planned_prunables(self, max_to_prune=8, learnables_reduction=None):
+        """The channel groups `update_prunables` would mask now, changing nothing.
+
+        Takes the same arguments; returns their indices (int array, lowest
+        score first), e.g. to see whether more scoring batches would change
+        the choice.
+        """
         if max_to_prune is None and learnables_reduction is None:
             raise InvalidArgumentError(
                 "give max_to_prune, learnables_reduction or both"
@@ -450,10 +464,7 @@ class TaylorPrunableModel(keras.Model):
         count = len(removable) if max_to_prune is None else min(int(max_to_prune), len(removable))
         if learnables_reduction is not None:
             count = min(count, self._count_for_reduction(alive, removable, learnables_reduction))
-        alive[removable[:count]] = False
-        self.set_unit_alive(alive)
-        self.reset_scores()
-        return count
+        return np.asarray(removable[:count], dtype=np.int64)
 
     def _count_for_reduction(self, alive, removable, fraction):
         """Fewest groups of `removable` (in order) that remove `fraction`."""

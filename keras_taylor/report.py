@@ -8,7 +8,7 @@ from keras_taylor.graph import ChannelGraph, Options, read_model
 
 COLUMNS = [
     "name", "type", "output_shape", "num_learnables", "learnables_reduction",
-    "num_filters", "num_pruned_filters", "prunable", "blocked_by", "reason",
+    "multiply_accumulates", "num_filters", "num_pruned_filters", "prunable", "blocked_by", "reason",
 ]
 
 
@@ -31,7 +31,9 @@ def analyze(model_or_pm, prune_dense=False):
     Returns:
         A pandas DataFrame, one row a layer, with `name`, `type`,
         `output_shape`, `num_learnables` (after pruning), `learnables_reduction`
-        (fraction removed vs the unpruned layer), `num_filters` (output
+        (fraction removed vs the unpruned layer), `multiply_accumulates`
+        (per sample, over every call of the layer, after pruning; their sum
+        is the model's), `num_filters` (output
         channels it creates), `num_pruned_filters`, `prunable`, and for
         blocked layers `blocked_by` (the layer that stops them) and `reason`.
 
@@ -44,10 +46,13 @@ def analyze(model_or_pm, prune_dense=False):
     >>> table = kt.analyze(keras.Model(inputs, outputs)).set_index("name")
     >>> table.loc["conv2d", "blocked_by"]
     'group_normalization'
+    >>> int(table.loc["conv2d", "multiply_accumulates"])  # 6x6 positions x 4 x 27
+    3888
     """
     graph, alive = _graph_and_alive(model_or_pm, prune_dense)
     full = np.ones(graph.num_units, dtype=bool)
     before = {c.name: c for c in accounting.count_layers(graph, full)}
+    macs = accounting.layer_multiply_accumulates(graph, alive)
     rows = []
     for node, count in zip(
         accounting.first_nodes(graph.flat), accounting.count_layers(graph, alive)
@@ -74,6 +79,7 @@ def analyze(model_or_pm, prune_dense=False):
             "output_shape": _shrunk_shape(shape, graph, node, alive),
             "num_learnables": count.learnables,
             "learnables_reduction": (1 - count.learnables / original) if original else 0.0,
+            "multiply_accumulates": macs.get(node.name, 0),
             "num_filters": filters,
             "num_pruned_filters": pruned,
             "prunable": prunable,

@@ -34,6 +34,11 @@ def test_analyze_plain_model_columns_and_values():
     assert bool(t.loc["c0", "prunable"]) and bool(t.loc["c1", "prunable"])
     assert not bool(t.loc["head", "prunable"])
     assert t["blocked_by"].isna().all()
+    # Multiply-accumulates per sample: positions x filters x kernel x inputs.
+    assert t.loc["c0", "multiply_accumulates"] == 64 * 4 * 9 * 3
+    assert t.loc["c1", "multiply_accumulates"] == 64 * 6 * 9 * 4
+    assert t.loc["head", "multiply_accumulates"] == 6 * 3
+    assert table["multiply_accumulates"].sum() == kt.TaylorPrunableModel(model).multiply_accumulates
 
 
 def test_analyze_prunable_model_after_pruning():
@@ -53,6 +58,10 @@ def test_analyze_prunable_model_after_pruning():
     assert t.loc["c1", "learnables_reduction"] == pytest.approx(1 - 50 / 222)
     assert t.loc["head", "num_learnables"] == 5 * 3 + 3
     assert t.loc["head", "num_pruned_filters"] == 0
+    assert t.loc["c0", "multiply_accumulates"] == 64 * 1 * 9 * 3
+    assert t.loc["c1", "multiply_accumulates"] == 64 * 5 * 9 * 1
+    assert t.loc["head", "multiply_accumulates"] == 5 * 3
+    assert t["multiply_accumulates"].sum() == pm.multiply_accumulates
 
 
 def test_max_reduction_by_hand():
@@ -90,3 +99,12 @@ def test_max_reduction_of_dense_only_when_enabled():
     # d1: 48 -> 6, d2: 18 -> 4; total 66 -> 10.
     assert kt.max_reduction(model, prune_dense=True) == pytest.approx(1 - 10 / 66)
     assert np.isfinite(kt.analyze(model, prune_dense=True)["num_learnables"]).all()
+
+
+def test_analyze_counts_a_shared_layer_at_every_call():
+    shared = keras.layers.Conv2D(4, 3, padding="same", name="shared")
+    a, b = keras.Input((8, 8, 3)), keras.Input((4, 4, 3))
+    pooled = [keras.layers.GlobalAveragePooling2D()(shared(t)) for t in (a, b)]
+    model = keras.Model([a, b], keras.layers.Add()(pooled))
+    t = kt.analyze(model).set_index("name")
+    assert t.loc["shared", "multiply_accumulates"] == (64 + 16) * 4 * 9 * 3
