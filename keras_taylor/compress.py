@@ -524,7 +524,8 @@ def score_until_settled(pm, batches, learnables_reduction, score):
     (Jaccard index >= `SETTLE_AGREEMENT`) with the one made on half as many
     batches, or when `batches` run out. A pass over a large dataset before
     the first step would cost about a training epoch, while the choice
-    typically settles within a few dozen batches.
+    can settle much sooner (on the CIFARNet twin, 16 batches of 128 chose
+    what 32 did).
 
     Args:
         pm: a `TaylorPrunableModel`.
