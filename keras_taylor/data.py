@@ -43,7 +43,22 @@ def as_dataset(data, batch_size, shuffle, name, seed=None):
     ds = tf.data.Dataset.from_tensor_slices(tuple(data))
     if shuffle:
         ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
-    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE).with_options(_without_autotune())
+
+
+def _without_autotune():
+    """Options that turn off tf.data's model-based autotuning.
+
+    Dropping an iterator waits for its autotuning thread. On a 2-core CPU
+    that wait took 1-3 s for about one iterator in three (measured on
+    ResNet-20 fine-tuning: teardown of `fit` 0-2.8 s with it, 0.00 s
+    without, epoch time unchanged), and `compress` drops several iterators
+    per iteration (validation, scoring, each `fit`). In-memory arrays need
+    no tuned parallelism; prefetching still adapts its buffer without it.
+    """
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return options
 
 
 def check_matches(model, dataset, name):
