@@ -34,7 +34,12 @@ Before the loops, the same run times one plain training epoch of the
 unpruned baseline in each framework (`framework_floor`): the share of the
 time ratio that no pruning tool can change.
 
-    python -m benchmarks.torch_pruning_compare [--quick]
+Every comparison is repeated with `--seeds` data orders (3 by default),
+each seed in a fresh process: one fine-tuning epoch moves test accuracy by
+a point or more from one data order to the next, so accuracy is compared on
+the seeds' means.
+
+    python -m benchmarks.torch_pruning_compare [--quick] [--seeds N]
 """
 
 import argparse
@@ -45,7 +50,7 @@ from benchmarks import _common, _workloads  # noqa: F401  (_workloads first: off
 
 def settings(quick):
     return {"goal": 0.2 if quick else 0.5, "increment": 0.1, "score_batches": 2 if quick else 10,
-            "fine_tune_epochs": 1, "lr": 0.01, "train_subset": 1024 if quick else 4096}
+            "fine_tune_epochs": 1, "lr": 0.01, "train_subset": 1024 if quick else 4096, "seeds": 1 if quick else 3}
 
 
 # ----------------------------------------------------------------- the twin
@@ -236,14 +241,14 @@ def framework_floor(base, w, data, s, rounds):
 class TorchSide:
     """Torch-Pruning's loop, one iteration at a time (see `run`)."""
 
-    def __init__(self, base, w, data, s):
+    def __init__(self, base, w, data, s, seed):
         import numpy as np
         import torch
         import torch_pruning as tp
 
         (xt, yt), (self.xs, self.ys) = data
         self.w, self.s = w, s
-        torch.manual_seed(w.seed)
+        torch.manual_seed(seed)
         self.net = copy_keras_weights(base, torch_resnet20(w.input_shape))
         self.base_acc = torch_accuracy(self.net, self.xs, self.ys)
         self.original = torch_learnables(self.net)
@@ -258,7 +263,7 @@ class TorchSide:
             iterative_pruning_ratio_scheduler=lambda ratio, steps: [0.0] * (steps + 1),
         )
         self.setup_s = time.perf_counter() - start
-        self.order = np.random.default_rng(w.seed).permutation(len(xt))
+        self.order = np.random.default_rng(seed).permutation(len(xt))
         self.rows = []
 
     def iteration(self, target):
@@ -291,14 +296,14 @@ class TorchSide:
               f"prune {prune_s:.1f} s, fine-tune {fit_s:.1f} s", flush=True)
 
 
-def run_isolated(quick, score_batches):
+def run_isolated(quick, score_batches, seed):
     """`run` in this (fresh) process: loads the cached baseline and data itself."""
     import torch
 
     torch.set_num_threads(2)
     s = settings(quick)
     w, base, _, data = _workloads.cifar_fine_tuning(quick, s["train_subset"])
-    return run(base, w, data, s, score_batches)
+    return run(base, w, data, s, score_batches, seed)
 
 
 def in_fresh_process(fn, *args):
@@ -327,8 +332,8 @@ def scoring_label(score_batches):
     return f"fresh scores on {score_batches} batches before each step, as Torch-Pruning (`score_batches={score_batches}`)"
 
 
-def run(base, w, data, s, score_batches):
-    """Both loops, their iterations interleaved.
+def run(base, w, data, s, score_batches, seed):
+    """Both loops, their iterations interleaved, for one seed.
 
     This VM's speed drifts by tens of percent over minutes, so the two are
     timed side by side: after each keras-taylor iteration (from a callback at
@@ -336,6 +341,8 @@ def run(base, w, data, s, score_batches):
     iteration to the reduction keras-taylor just reached. Torch-Pruning
     always scores on `s["score_batches"]` fresh batches (it has no score
     gathering inside training); keras-taylor scores as `score_batches` says.
+    `seed` sets both sides' data order (keras-taylor's `compress(seed=)`,
+    Torch-Pruning's `torch.manual_seed` and score batches).
     """
     import keras
     import numpy as np
@@ -346,7 +353,7 @@ def run(base, w, data, s, score_batches):
     k_learn = _workloads.learnables(base)
     keras.utils.set_random_seed(w.seed)
     model = _workloads.fresh_copy(base, w)
-    torch_side = TorchSide(base, w, data, s)
+    torch_side = TorchSide(base, w, data, s, seed)
     marks = {"begin": [], "end": [], "resume": []}
 
     class Clock(keras.callbacks.Callback):
@@ -362,7 +369,7 @@ def run(base, w, data, s, score_batches):
     pruned, info = kt.compress(
         model, (xt, yt), goal=s["goal"], increment=s["increment"], fine_tune_epochs=s["fine_tune_epochs"],
         score_batches=score_batches, validation_data=(xs, ys), metric="accuracy",
-        output="last-iteration", batch_size=w.batch, callbacks=[Clock()], verbose=0,
+        output="last-iteration", batch_size=w.batch, callbacks=[Clock()], verbose=0, seed=seed,
     )
     ph = info.pruning_history
     vh = info.validation_history
@@ -370,17 +377,18 @@ def run(base, w, data, s, score_batches):
     prev = start
     for i, it in enumerate(ph.iteration[ph.iteration > 0]):
         acc = float(vh[(vh.iteration == it) & vh.is_final].metric.iloc[-1])
+        acc0 = float(vh[(vh.iteration == it) & (vh.step == 0)].metric.iloc[0])
         rows.append({"iteration": int(it), "reduction": float(ph.learnables_reduction[ph.iteration == it].iloc[0]),
-                     "accuracy": acc,
+                     "accuracy": acc, "accuracy_before_ft": acc0,
                      "prune_s": marks["begin"][i] - prev,  # scoring, pruning, any rebuild, validation
                      "fit_s": marks["end"][i] - marks["begin"][i]})
         prev = marks["resume"][i]
         print(f"[keras-taylor] iteration {it}: {100 * rows[-1]['reduction']:.1f}% fewer learnables, "
-              f"acc {100 * acc:.2f}%, prune {rows[-1]['prune_s']:.1f} s, fine-tune {rows[-1]['fit_s']:.1f} s", flush=True)
+              f"acc {100 * acc:.2f}% (before fine-tuning {100 * acc0:.2f}%), prune {rows[-1]['prune_s']:.1f} s, fine-tune {rows[-1]['fit_s']:.1f} s", flush=True)
     t_rows = torch_side.rows
     diffs = [k["accuracy"] - t["accuracy"] for k, t in zip(rows, t_rows)]
     result = {
-        "score_batches": score_batches, "keras": rows, "torch": t_rows, "rebuilt": list(info.rebuilt_iterations),
+        "score_batches": score_batches, "seed": seed, "keras": rows, "torch": t_rows, "rebuilt": list(info.rebuilt_iterations),
         "torch_base_acc": torch_side.base_acc, "torch_learnables": torch_side.original,
         "keras_learnables": k_learn, "tp_setup_s": torch_side.setup_s,
         "kt_wins": sum(d >= 0 for d in diffs), "mean_diff": 100 * float(np.mean(diffs)),
@@ -394,35 +402,98 @@ def run(base, w, data, s, score_batches):
         },
     }
     m = result["medians"]
-    print(f"[{scoring_label(score_batches)}] accuracy: keras-taylor >= Torch-Pruning at {result['kt_wins']}/{len(diffs)} "
+    print(f"[{scoring_label(score_batches)}, seed {seed}] accuracy: keras-taylor >= Torch-Pruning at {result['kt_wins']}/{len(diffs)} "
           f"reductions, mean diff {result['mean_diff']:+.2f} points; prune step kt {m['kt_prune']:.2f} s vs TP "
           f"{m['tp_prune']:.2f} s; iteration kt {m['kt_iter']:.1f} s vs TP {m['tp_iter']:.1f} s; all iterations kt "
           f"{m['kt_total']:.1f} s vs TP {m['tp_total']:.1f} s (ratio {m['kt_total'] / m['tp_total']:.2f})", flush=True)
     return result
 
 
+def combine(runs):
+    """One scoring mode's seeds merged: per-iteration means and ranges, times over all seeds.
+
+    Accuracy is compared on the seeds' mean at each iteration (a single
+    fine-tuning epoch moves the test accuracy by a point or more from one
+    data order to the next); time on the sum of all iterations of all seeds.
+    """
+    import numpy as np
+
+    n = min(len(r["keras"]) for r in runs)
+    per_iteration = []
+    for i in range(n):
+        k = [r["keras"][i] for r in runs]
+        t = [r["torch"][i] for r in runs]
+        row = {"iteration": i + 1}
+        for side, items in (("kt", k), ("tp", t)):
+            acc = [x["accuracy"] for x in items]
+            row.update({
+                f"{side}_reduction": float(np.mean([x["reduction"] for x in items])),
+                f"{side}_accuracy": float(np.mean(acc)), f"{side}_min": min(acc), f"{side}_max": max(acc),
+                f"{side}_before_ft": float(np.mean([x["accuracy_before_ft"] for x in items])),
+                f"{side}_prune_s": float(np.median([x["prune_s"] for x in items])),
+                f"{side}_fit_s": float(np.median([x["fit_s"] for x in items])),
+            })
+        per_iteration.append(row)
+    pairs = [(r["keras"][i]["accuracy"], r["torch"][i]["accuracy"]) for r in runs for i in range(n)]
+    every = {side: [x for r in runs for x in r[side][:n]] for side in ("keras", "torch")}
+    first = runs[0]
+    return {
+        "score_batches": first["score_batches"], "seeds": [r["seed"] for r in runs], "iterations": per_iteration,
+        "rebuilt": [r["rebuilt"] for r in runs], "torch_base_acc": first["torch_base_acc"],
+        "torch_learnables": first["torch_learnables"], "keras_learnables": first["keras_learnables"],
+        "tp_setup_s": float(np.median([r["tp_setup_s"] for r in runs])),
+        "kt_wins": sum(row["kt_accuracy"] >= row["tp_accuracy"] for row in per_iteration),
+        "pair_wins": sum(a >= b for a, b in pairs), "pairs": len(pairs),
+        "mean_diff": 100 * float(np.mean([a - b for a, b in pairs])),
+        "medians": {
+            "kt_prune": float(np.median([x["prune_s"] for x in every["keras"]])),
+            "tp_prune": float(np.median([x["prune_s"] for x in every["torch"]])),
+            "kt_iter": float(np.median([x["prune_s"] + x["fit_s"] for x in every["keras"]])),
+            "tp_iter": float(np.median([x["prune_s"] + x["fit_s"] for x in every["torch"]])),
+            "kt_total": float(sum(x["prune_s"] + x["fit_s"] for x in every["keras"])),
+            "tp_total": float(sum(x["prune_s"] + x["fit_s"] for x in every["torch"])),
+        },
+    }
+
+
+def _accuracy_cell(row, side):
+    spread = f" ({100 * row[side + '_min']:.2f}-{100 * row[side + '_max']:.2f})" if row[side + "_min"] != row[side + "_max"] else ""
+    return f"**{100 * row[side + '_accuracy']:.2f}**{spread}"
+
+
 def comparison_lines(r):
-    rows = []
-    for k, t in zip(r["keras"], r["torch"]):
-        rows.append([k["iteration"], f"{100 * k['reduction']:.1f}", f"{100 * t['reduction']:.1f}",
-                     f"**{100 * k['accuracy']:.2f}**", f"**{100 * t['accuracy']:.2f}**",
-                     f"{k['prune_s']:.2f}", f"{t['prune_s']:.2f}", f"{k['fit_s']:.1f}", f"{t['fit_s']:.1f}"])
+    rows = [[row["iteration"], f"{100 * row['kt_reduction']:.1f}", f"{100 * row['tp_reduction']:.1f}",
+             f"{100 * row['kt_before_ft']:.2f}", f"{100 * row['tp_before_ft']:.2f}",
+             _accuracy_cell(row, "kt"), _accuracy_cell(row, "tp"),
+             f"{row['kt_prune_s']:.2f}", f"{row['tp_prune_s']:.2f}", f"{row['kt_fit_s']:.1f}", f"{row['tp_fit_s']:.1f}"]
+            for row in r["iterations"]]
     m = r["medians"]
+    seeds = len(r["seeds"])
     return [
-        f"keras-taylor with {scoring_label(r['score_batches'])}:",
+        f"keras-taylor with {scoring_label(r['score_batches'])}; "
+        + (f"{seeds} seeds (data order of fine-tuning and scoring, both sides), means with the range over seeds:"
+           if seeds > 1 else "one seed:"),
         "",
         _common.markdown_table(
-            ["iteration", "kt reduction %", "TP reduction %", "kt accuracy %", "TP accuracy %",
+            ["iteration", "kt reduction %", "TP reduction %", "kt accuracy before fine-tuning %",
+             "TP accuracy before fine-tuning %", "kt accuracy %", "TP accuracy %",
              "kt prune step s", "TP prune step s", "kt fine-tune epoch s", "TP fine-tune epoch s"], rows),
         "",
-        f"Medians: prune step keras-taylor {m['kt_prune']:.2f} s vs Torch-Pruning {m['tp_prune']:.2f} s "
+        f"Medians over all iterations{' of all seeds' if seeds > 1 else ''}: prune step keras-taylor {m['kt_prune']:.2f} s "
+        f"vs Torch-Pruning {m['tp_prune']:.2f} s "
         f"(ratio kt/TP {m['kt_prune'] / m['tp_prune']:.2f}); whole iteration {m['kt_iter']:.1f} s vs "
         f"{m['tp_iter']:.1f} s (ratio {m['kt_iter'] / m['tp_iter']:.2f}); **all iterations together "
         f"{m['kt_total']:.1f} s vs {m['tp_total']:.1f} s (ratio {m['kt_total'] / m['tp_total']:.2f})**. "
-        f"Accuracy: keras-taylor equal or better at {r['kt_wins']}/{len(rows)} reductions (mean difference "
-        f"{r['mean_diff']:+.2f} points).",
+        f"Accuracy: keras-taylor's {'mean ' if seeds > 1 else ''}equal or better at {r['kt_wins']}/{len(rows)} "
+        f"reductions" + (f", in {r['pair_wins']}/{r['pairs']} single (seed, iteration) pairs" if seeds > 1 else "")
+        + f" (mean difference {r['mean_diff']:+.2f} points).",
         "",
     ]
+
+
+def _rebuilt_text(per_seed):
+    texts = [",".join(map(str, rebuilt)) or "none" for rebuilt in per_seed]
+    return texts[0] if len(set(texts)) == 1 else "; ".join(f"seed {i}: {t}" for i, t in enumerate(texts))
 
 
 def write_docs(res, quick):
@@ -447,24 +518,24 @@ def write_docs(res, quick):
         "TaylorImportance reads the accumulated gradients; it has no score gathering inside training). "
         "keras-taylor ran " + (
             "once per scoring mode: its default, where `train_step` gathers the Taylor scores during "
-            "fine-tuning at no extra cost (MATLAB's loop; one scoring pass over the data before the first "
-            f"step), and with {s['score_batches']} fresh batches like Torch-Pruning; each keras-taylor run "
+            "fine-tuning at no extra cost (MATLAB's loop; before the first step, training batches until the "
+            f"choice settles), and with {s['score_batches']} fresh batches like Torch-Pruning; each keras-taylor run "
             "has its own Torch-Pruning run interleaved with it"
             if len(res["runs"]) > 1 else f"with {scoring_label(first['score_batches'])}"
         ) + ". "
         "The two loops of a comparison run in one fresh process with their iterations interleaved "
-        "(keras-taylor's iteration i, then Torch-Pruning's), so both see the same machine state. "
+        "(keras-taylor's iteration i, then Torch-Pruning's), so both see the same machine state; "
+        f"each seed is a comparison of its own ({len(first['seeds'])} per scoring mode). "
         "'Prune step' = scoring + pruning + surgery + validation (keras-taylor keeps pruned filters "
         "masked and rebuilds the smaller model, which Keras traces anew, only when its default "
         "`rebuild_threshold=\"auto\"` predicts that the fine-tuning time saved over the iterations left "
         "exceeds the tracing cost it measured; rebuilt at iterations "
-        + " / ".join(f"{','.join(map(str, r['rebuilt'])) or 'none'} ({scoring_name(r['score_batches'])})"
-                     for r in res["runs"])
+        + " / ".join(f"{_rebuilt_text(r['rebuilt'])} ({scoring_name(r['score_batches'])})" for r in res["runs"])
         + "; those iterations carry the tracing); fine-tuning is "
         "timed apart (mostly each framework's training speed; keras-taylor's includes its fused batch norm). "
         "Torch-Pruning's one-time "
         f"DependencyGraph build took {first['tp_setup_s']:.2f} s (not included)."
-        + (" Quick mode: small baseline, a smoke run." if quick else ""),
+        + (" Quick mode: a smoke run (fewer images and iterations)." if quick else ""),
         "",
     ]
     for r in res["runs"]:
@@ -485,10 +556,19 @@ def write_docs(res, quick):
     _common.write_section("torch_pruning", "\n".join(lines))
 
 
+def _positive_int(text):
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"--seeds must be at least 1, got {value}")
+    return value
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--no-docs", action="store_true")
+    parser.add_argument("--seeds", type=_positive_int, default=None,
+                        help="comparisons per scoring mode, each with its own data order (default 3; 1 with --quick)")
     parser.add_argument(
         "--kt-scoring", choices=("default", "both"), default="both",
         help="keras-taylor runs: its default scoring only, or also with Torch-Pruning's fresh score batches "
@@ -505,7 +585,9 @@ def main(argv=None):
     scorings = [None] if args.quick or args.kt_scoring == "default" else [None, s["score_batches"]]
     from benchmarks import torch_pruning_compare as this  # importable by name in the child, even under -m
 
-    runs = [in_fresh_process(this.run_isolated, args.quick, score_batches) for score_batches in scorings]
+    seeds = args.seeds or s["seeds"]
+    runs = [combine([in_fresh_process(this.run_isolated, args.quick, score_batches, seed) for seed in range(seeds)])
+            for score_batches in scorings]
     res = {
         "runs": runs, "floor": floor, "keras_base_acc": meta["accuracy"],
         "torch_version": torch.__version__, "tp_version": metadata.version("torch-pruning"),
@@ -514,11 +596,12 @@ def main(argv=None):
         write_docs(res, args.quick)
     rows = []
     for r in runs:
-        m, n = r["medians"], len(r["keras"])
+        m, n = r["medians"], len(r["iterations"])
         label = scoring_name(r["score_batches"])
         rows += [
             {"benchmark": "torch_pruning_compare", "what": f"accuracy at equal reduction ({label})",
-             "result": f"kt >= TP at {r['kt_wins']}/{n} (mean {r['mean_diff']:+.2f} pts)",
+             "result": f"kt >= TP at {r['kt_wins']}/{n} (mean of {len(r['seeds'])} seeds; single pairs "
+                       f"{r['pair_wins']}/{r['pairs']}; mean {r['mean_diff']:+.2f} pts)",
              "target": "equal or better everywhere", "met": "yes" if r["kt_wins"] == n else "no"},
             {"benchmark": "torch_pruning_compare",
              "what": f"time per pruning iteration, median excl. / incl. fine-tuning; all iterations ({label})",
