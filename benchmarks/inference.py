@@ -18,6 +18,7 @@ Target: measured speedup >= 0.8 x FLOPs ratio.
 """
 
 import argparse
+import math
 import os
 import statistics
 import tempfile
@@ -98,14 +99,32 @@ def tflite_runner(flat, x):
     return run
 
 
+SAMPLE_SECONDS = 0.02
+
+
+def calls_per_sample(fn, sample_seconds=SAMPLE_SECONDS):
+    """How many calls of `fn` make one timed sample last about `sample_seconds`.
+
+    A single sub-millisecond call (TFLite's ResNet-20 at batch 1 takes about
+    0.5 ms) is at the mercy of a thread wake-up: with one call per sample, 15
+    samples once gave a stripped model 1.5 ms against 0.5 ms on the next run.
+    """
+    t = time.perf_counter()
+    fn()
+    once = time.perf_counter() - t
+    return max(1, math.ceil(sample_seconds / max(once, 1e-6)))
+
+
 def interleaved(runners, repeats):
-    """Median seconds of each runner, timed round robin."""
+    """Median seconds per call of each runner, samples timed round robin."""
+    calls = {k: calls_per_sample(fn) for k, fn in runners.items()}
     times = {k: [] for k in runners}
     for _ in range(repeats):
         for k, fn in runners.items():
             t = time.perf_counter()
-            fn()
-            times[k].append(time.perf_counter() - t)
+            for _ in range(calls[k]):
+                fn()
+            times[k].append((time.perf_counter() - t) / calls[k])
     return {k: statistics.median(v) for k, v in times.items()}
 
 
@@ -192,7 +211,8 @@ def write_docs(results, s, quick):
             cells = [name, k, r["pruned"], f"{r['params']:,}", f"{r['flops'] / 1e6:.1f}",
                      f"{flops_ratio:.2f}", f"{r['size'] / 1e6:.2f}", f"{r['tflite_size'] / 1e6:.2f}"]
             for kind in TARGET_KINDS[:2] + FOLDED_KINDS + TARGET_KINDS[2:]:
-                cells.append(f"{1000 * r[kind]:.1f} ({o[kind] / r[kind]:.2f}x)")
+                ms = 1000 * r[kind]
+                cells.append(f"{ms:.2f} ({o[kind] / r[kind]:.2f}x)" if ms < 10 else f"{ms:.1f} ({o[kind] / r[kind]:.2f}x)")
             table_rows.append(cells)
     ratios = speedup_ratios(results, TARGET_KINDS)
     folded_ratios = speedup_ratios(results, FOLDED_KINDS)
@@ -208,7 +228,8 @@ def write_docs(results, s, quick):
         "layer, so every layer loses a share), then "
         "`kt.strip_pruning`. FLOPs = 2 x multiply-accumulates of conv/dense layers per image. "
         "Latency: median wall time of one forward pass on this 2-core CPU, original and stripped "
-        "models interleaved in one run; Keras = a `tf.function` of `model(x, training=False)`; TFLite "
+        f"models interleaved in one run (each sample times as many back-to-back calls as fill about "
+        f"{1000 * SAMPLE_SECONDS:.0f} ms, so sub-millisecond runs are not one thread wake-up away from doubling); Keras = a `tf.function` of `model(x, training=False)`; TFLite "
         "= `TFLiteConverter.from_keras_model` (default float32, no optimisations) run by "
         "`tf.lite.Interpreter(num_threads=2)`; Keras folded = the same `tf.function` on "
         "`kt.fold_batch_norm(model)`, batch normalization merged into the convolutions (speedups in "
