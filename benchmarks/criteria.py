@@ -3,13 +3,15 @@
 For ResNet-20 on the real CIFAR-10 subset and MATLAB's digits CNN on MNIST:
 from the trained (cached) baseline, each criterion ranks the channel groups
 once (Taylor: scores from `score_batches` training batches; L1: filter weight
-norms, L2-normalised per layer; random: a seeded permutation), then the lowest-ranked groups are
-pruned one-shot until the learnables fall by 10/30/50/70%. Accuracy is
-measured (a) right after pruning and (b) after the same short fine-tuning
-(one epoch over a fixed subset of the training images, SGD momentum 0.9 at a tenth of the
-baseline's rate). Writes a table and docs/criteria.png.
+norms; both L2-normalised per layer; random: a seeded permutation), then the
+lowest-ranked groups are pruned one-shot until the learnables fall by
+10/30/50/70%. Accuracy is measured (a) right after pruning and (b) after the
+same short fine-tuning (one epoch over a subset of the training images, SGD
+momentum 0.9 at a tenth of the baseline's rate). Every seed draws its own
+score batches, random ranking and fine-tuning images; the verdicts compare
+means over seeds. Writes a table and docs/criteria.png.
 
-    python -m benchmarks.criteria [--quick]
+    python -m benchmarks.criteria [--quick] [--seeds N]
 """
 
 import argparse
@@ -22,7 +24,9 @@ CRITERIA = ("taylor", "l1", "random")
 # first-layer filter has 9 weights, the next layer's 180), so the first layer
 # goes first and the baseline is a strawman. Normalised per layer, as
 # Torch-Pruning's global MagnitudeImportance does, it is the strong L1.
-CRITERION_OPTIONS = {"l1": {"normalize": True}}
+# Random stays a uniform ranking over groups (normalising random numbers per
+# layer would favour pruning the wide layers).
+CRITERION_OPTIONS = {"l1": {"normalize": True}, "random": {"normalize": False}}
 REDUCTIONS = (0.1, 0.3, 0.5, 0.7)
 
 
@@ -31,8 +35,12 @@ def settings(quick):
             "fine_tune_images": 512 if quick else 2048}
 
 
-def run_workload(w, quick, options=None):
-    """Rows (criterion, target, reduction, acc_oneshot, acc_finetuned) for `w`."""
+def run_workload(w, quick, options=None, seeds=(0,)):
+    """Rows (seed, criterion, target, reduction, oneshot, finetuned) for `w`.
+
+    Each seed draws its own Taylor score batches, random ranking, fine-tuning
+    images and their order; L1 needs no data, so only its fine-tuning varies.
+    """
     import keras
     import numpy as np
 
@@ -42,52 +50,80 @@ def run_workload(w, quick, options=None):
     s = settings(quick)
     base, meta = _workloads.baseline(w)
     (xt, yt), (xs, ys) = _workloads.load_data(w)
-    xf, yf = _workloads.subset((xt, yt), s["fine_tune_images"])
     base_learn = _workloads.learnables(base)
     rows = []
-    for criterion in CRITERIA:
-        start = time.perf_counter()
-        pm = kt.TaylorPrunableModel(_workloads.fresh_copy(base, w), criterion=criterion, seed=w.seed,
-                                 **{**options, **CRITERION_OPTIONS.get(criterion, {})})
-        if criterion == "taylor":
-            rng = np.random.default_rng(w.seed)
-            order = rng.permutation(len(xt))
-            for b in range(s["score_batches"]):
-                idx = order[b * w.batch:(b + 1) * w.batch]
-                pm.update_score(xt[idx], yt[idx], loss="sparse_categorical_crossentropy")
-            saved = pm.score_sum.numpy(), pm.score_count.numpy()
-        full = np.ones(pm.channel_graph.num_units, dtype=bool)
-        for target in REDUCTIONS:
-            pm.set_unit_alive(full)
+    for seed in seeds:
+        xf, yf = _workloads.subset((xt, yt), s["fine_tune_images"], seed=w.seed + seed)
+        for criterion in CRITERIA:
+            start = time.perf_counter()
+            pm = kt.TaylorPrunableModel(
+                _workloads.fresh_copy(base, w), criterion=criterion, seed=w.seed + seed,
+                **{**options, **CRITERION_OPTIONS.get(criterion, {})})
             if criterion == "taylor":
-                pm.score_sum.assign(saved[0])
-                pm.score_count.assign(saved[1])
-            pm.update_prunables(None, learnables_reduction=target)
-            small = _workloads.compile_for_fine_tuning(kt.strip_pruning(pm), w)
-            reduction = 1 - _workloads.learnables(small) / base_learn
-            acc0 = _workloads.evaluate(small, xs, ys)
-            keras.utils.set_random_seed(w.seed)
-            small.fit(xf, yf, batch_size=w.batch, epochs=s["fine_tune_epochs"], verbose=0, shuffle=True)
-            acc1 = _workloads.evaluate(small, xs, ys)
-            rows.append({"workload": w.name, "criterion": criterion, "target": target,
-                         "reduction": reduction, "oneshot": acc0, "finetuned": acc1})
-            print(f"[{w.name}] {criterion:6s} {100 * reduction:5.1f}% fewer learnables: "
-                  f"one-shot {100 * acc0:6.2f}%  fine-tuned {100 * acc1:6.2f}%", flush=True)
-        print(f"[{w.name}] {criterion} done in {time.perf_counter() - start:.0f} s", flush=True)
+                order = np.random.default_rng(w.seed + seed).permutation(len(xt))
+                for b in range(s["score_batches"]):
+                    idx = order[b * w.batch:(b + 1) * w.batch]
+                    pm.update_score(xt[idx], yt[idx], loss="sparse_categorical_crossentropy")
+                saved = pm.score_sum.numpy(), pm.score_count.numpy()
+            full = np.ones(pm.channel_graph.num_units, dtype=bool)
+            for target in REDUCTIONS:
+                pm.set_unit_alive(full)
+                if criterion == "taylor":
+                    pm.score_sum.assign(saved[0])
+                    pm.score_count.assign(saved[1])
+                pm.update_prunables(None, learnables_reduction=target)
+                small = _workloads.compile_for_fine_tuning(kt.strip_pruning(pm), w)
+                reduction = 1 - _workloads.learnables(small) / base_learn
+                acc0 = _workloads.evaluate(small, xs, ys)
+                keras.utils.set_random_seed(w.seed + seed)
+                small.fit(xf, yf, batch_size=w.batch, epochs=s["fine_tune_epochs"], verbose=0, shuffle=True)
+                acc1 = _workloads.evaluate(small, xs, ys)
+                rows.append({"workload": w.name, "seed": seed, "criterion": criterion, "target": target,
+                             "reduction": reduction, "oneshot": acc0, "finetuned": acc1})
+                print(f"[{w.name}] seed {seed} {criterion:6s} {100 * reduction:5.1f}% fewer learnables: "
+                      f"one-shot {100 * acc0:6.2f}%  fine-tuned {100 * acc1:6.2f}%", flush=True)
+            print(f"[{w.name}] seed {seed} {criterion} done in {time.perf_counter() - start:.0f} s", flush=True)
     return rows, meta
 
 
-def verdicts(rows):
-    """Where Taylor beats random (all) and L1 (at 50/70%)."""
+PHASES = ("oneshot", "finetuned")
+
+
+def aggregate(rows):
+    """One row per (workload, criterion, target): means and ranges over seeds."""
+    groups = {}
+    for r in rows:
+        groups.setdefault((r["workload"], r["criterion"], r["target"]), []).append(r)
     out = []
-    by = {(r["workload"], r["criterion"], r["target"]): r for r in rows}
+    for (wl, criterion, target), rs in groups.items():
+        row = {"workload": wl, "criterion": criterion, "target": target, "seeds": len(rs),
+               "reduction": sum(r["reduction"] for r in rs) / len(rs)}
+        for phase in PHASES:
+            values = [r[phase] for r in rs]
+            row[phase] = sum(values) / len(values)
+            row[phase + "_range"] = (min(values), max(values))
+        out.append(row)
+    return out
+
+
+def verdicts(rows):
+    """Where Taylor's mean over seeds beats random (all) and L1 (at 50/70%)."""
+    out = []
+    by = {(r["workload"], r["criterion"], r["target"]): r for r in aggregate(rows)}
+    single = {(r["workload"], r["criterion"], r["target"], r["seed"]): r for r in rows}
+    seeds = sorted({r["seed"] for r in rows})
+    large = [t for t in REDUCTIONS if t >= 0.5]
     for wl in dict.fromkeys(r["workload"] for r in rows):
-        for phase in ("oneshot", "finetuned"):
+        for phase in PHASES:
             beats_random = [by[wl, "taylor", t][phase] > by[wl, "random", t][phase] for t in REDUCTIONS]
-            beats_l1_large = [by[wl, "taylor", t][phase] >= by[wl, "l1", t][phase] for t in REDUCTIONS if t >= 0.5]
+            beats_l1_large = [by[wl, "taylor", t][phase] >= by[wl, "l1", t][phase] for t in large]
+            pairs = [single[wl, "taylor", t, s][phase] >= single[wl, "l1", t, s][phase] for t in large for s in seeds]
+            margin = [by[wl, "taylor", t][phase] - by[wl, "l1", t][phase] for t in large]
             out.append({"workload": wl, "phase": phase,
                         "beats_random": f"{sum(beats_random)}/{len(beats_random)}",
-                        "beats_l1_large": f"{sum(beats_l1_large)}/{len(beats_l1_large)}"})
+                        "beats_l1_large": f"{sum(beats_l1_large)}/{len(beats_l1_large)}",
+                        "l1_pairs": f"{sum(pairs)}/{len(pairs)}",
+                        "l1_margin": " / ".join(f"{100 * m:+.2f}" for m in margin)})
     return out
 
 
@@ -97,17 +133,21 @@ def plot(rows, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    workloads = list(dict.fromkeys(r["workload"] for r in rows))
+    means = aggregate(rows)
+    workloads = list(dict.fromkeys(r["workload"] for r in means))
     fig, axes = plt.subplots(len(workloads), 2, figsize=(10, 3.6 * len(workloads)), squeeze=False)
     for i, wl in enumerate(workloads):
         for j, (phase, title) in enumerate((("oneshot", "no fine-tuning"), ("finetuned", "after 1 fine-tuning epoch"))):
             ax = axes[i][j]
             for criterion, style in zip(CRITERIA, ("o-", "s--", "^:")):
-                pts = [r for r in rows if r["workload"] == wl and r["criterion"] == criterion]
-                ax.plot([100 * r["reduction"] for r in pts], [100 * r[phase] for r in pts], style, label=criterion)
+                pts = [r for r in means if r["workload"] == wl and r["criterion"] == criterion]
+                x = [100 * r["reduction"] for r in pts]
+                line, = ax.plot(x, [100 * r[phase] for r in pts], style, label=criterion)
+                ax.fill_between(x, [100 * r[phase + "_range"][0] for r in pts],
+                                [100 * r[phase + "_range"][1] for r in pts], color=line.get_color(), alpha=0.15)
             ax.set_title(f"{wl}: {title}")
             ax.set_xlabel("learnables reduction (%)")
-            ax.set_ylabel("test accuracy (%)")
+            ax.set_ylabel("test accuracy (%), mean and range over seeds")
             ax.grid(alpha=0.3)
             ax.legend()
     fig.tight_layout()
@@ -115,18 +155,27 @@ def plot(rows, path):
     plt.close(fig)
 
 
+def _mean_range(r, phase):
+    low, high = r[phase + "_range"]
+    if r["seeds"] == 1:
+        return f"{100 * r[phase]:.2f}"
+    return f"{100 * r[phase]:.2f} ({100 * low:.2f}-{100 * high:.2f})"
+
+
 def write_docs(rows, metas, quick, options):
     s = settings(quick)
+    seeds = sorted({r["seed"] for r in rows})
     table = _common.markdown_table(
         ["workload", "target reduction", "criterion", "actual learnables reduction %",
          "acc. no fine-tuning %", "acc. after fine-tuning %"],
         [[r["workload"], f"{100 * r['target']:.0f}%", r["criterion"], f"{100 * r['reduction']:.1f}",
-          f"{100 * r['oneshot']:.2f}", f"{100 * r['finetuned']:.2f}"] for r in rows],
+          _mean_range(r, "oneshot"), _mean_range(r, "finetuned")] for r in aggregate(rows)],
     )
     v = _common.markdown_table(
-        ["workload", "accuracy", "Taylor > random (10/30/50/70%)", "Taylor >= L1 at 50/70%"],
+        ["workload", "accuracy", "Taylor > random (10/30/50/70%)", "Taylor >= L1 at 50/70%",
+         "Taylor - L1 at 50 / 70% (points)", "single runs Taylor >= L1 at 50/70%"],
         [[x["workload"], "no fine-tuning" if x["phase"] == "oneshot" else "after fine-tuning",
-          x["beats_random"], x["beats_l1_large"]] for x in verdicts(rows)],
+          x["beats_random"], x["beats_l1_large"], x["l1_margin"], x["l1_pairs"]] for x in verdicts(rows)],
     )
     opts = ", ".join(f"{k}={v!r}" for k, v in options.items()) or "package defaults"
     lines = [
@@ -136,9 +185,15 @@ def write_docs(rows, metas, quick, options):
         "From each trained baseline, a criterion ranks the channel groups once and the lowest-ranked "
         "are pruned one-shot (`update_prunables(None, learnables_reduction=r)`) until the learnables "
         f"fall by r. Taylor: scores from {s['score_batches']} training batches of 128 "
-        f"(`update_score`, {opts}); L1: sum of |filter weights| per group, L2-normalised per layer (`normalize=True`); random: seeded. Accuracy on "
+        f"(`update_score`, {opts}: scores L2-normalised per layer); L1: sum of |filter weights| per group, "
+        "L2-normalised per layer; random: a uniform random ranking. Accuracy on "
         "the test split right after pruning, and after the same short fine-tuning (one epoch over "
-        f"{s['fine_tune_images']} training images, SGD momentum 0.9 at a tenth of the baseline's rate, batch 128)."
+        f"{s['fine_tune_images']} training images, SGD momentum 0.9 at a tenth of the baseline's rate, batch 128). "
+        f"Repeated over {len(seeds)} seeds (each draws its own Taylor score batches, random ranking, "
+        "fine-tuning images and order; L1's ranking needs no data, so only its fine-tuning varies): "
+        "means, with the range over seeds in parentheses; verdicts compare the means. One seed moves "
+        "fine-tuned accuracy by several points (1017 test images; one image is 0.1 point), so a "
+        "single run cannot rank criteria that are a point apart."
         + (" Quick mode: small baselines and subsets, a smoke run." if quick else ""),
         "",
         *[f"- {m}" for m in metas],
@@ -160,12 +215,17 @@ def main(argv=None):
     parser.add_argument("--normalize", choices=("default", "true", "false"), default="default",
                         help="override TaylorPrunableModel's normalize (diagnostics only)")
     parser.add_argument("--spatial", choices=("default", "mean", "sum"), default="default")
+    parser.add_argument("--seeds", type=int, default=None,
+                        help="repeats with different data draws (default 3, quick 1)")
     args = parser.parse_args(argv)
     options = {}
     if args.normalize != "default":
         options["normalize"] = args.normalize == "true"
     if args.spatial != "default":
         options["spatial_reduction"] = args.spatial
+    seeds = args.seeds if args.seeds is not None else (1 if args.quick else 3)
+    if seeds < 1:
+        parser.error("--seeds must be at least 1")
     start = time.perf_counter()
     workloads = []
     if args.only in (None, "cifar10"):
@@ -174,17 +234,19 @@ def main(argv=None):
         workloads.append(_workloads.digits_mnist(args.quick))
     rows, metas = [], []
     for w in workloads:
-        r, meta = run_workload(w, args.quick, options)
+        r, meta = run_workload(w, args.quick, options, seeds=range(seeds))
         rows += r
         metas.append(f"{w.describe()}: baseline accuracy {100 * meta['accuracy']:.2f}%")
     for x in verdicts(rows):
         print(f"{x['workload']} {x['phase']}: Taylor > random {x['beats_random']}, "
-              f"Taylor >= L1 at 50/70% {x['beats_l1_large']}")
+              f"Taylor >= L1 at 50/70% {x['beats_l1_large']} (mean difference {x['l1_margin']} points; "
+              f"single runs {x['l1_pairs']})")
     if not args.no_docs and not options:
         plot(rows, _common.DOCS / "criteria.png")
         write_docs(rows, metas, args.quick, options)
     summary = [{"benchmark": "criteria", "what": f"{x['workload']}, {x['phase']}",
-                "result": f"Taylor > random {x['beats_random']}, Taylor >= L1 at 50/70% {x['beats_l1_large']}",
+                "result": f"Taylor > random {x['beats_random']}, Taylor >= L1 at 50/70% {x['beats_l1_large']} "
+                          f"(Taylor - L1 {x['l1_margin']} points; mean of {seeds} seeds)",
                 "target": "Taylor > random everywhere, >= L1 at large reductions",
                 "met": "yes" if x["beats_random"].split("/")[0] == x["beats_random"].split("/")[1]
                 and x["beats_l1_large"].split("/")[0] == x["beats_l1_large"].split("/")[1] else "no"}

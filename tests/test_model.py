@@ -90,7 +90,7 @@ def test_coupled_group_respects_every_member_layer():
 
 def test_taylor_score_matches_hand_computation():
     model = _gap_dense()
-    pm = kt.TaylorPrunableModel(model)
+    pm = kt.TaylorPrunableModel(model, normalize=False)
     y = rand((4, 1), 3)
     pm.update_score(X, y, loss="mse")
     pm.update_score(X[:2], y[:2], loss="mse")
@@ -179,10 +179,24 @@ def test_fit_gathers_scores_in_train_step():
     assert_masked_equals_stripped(pm, X, tiny_cnn_params(3, alive))
 
 
+def test_taylor_scores_are_normalised_per_layer_by_default():
+    model = randomize_weights(tiny_cnn(filters=(4, 6)))
+    normed = kt.TaylorPrunableModel(model)
+    raw = kt.TaylorPrunableModel(model, normalize=False)
+    for pm in (normed, raw):
+        pm.update_score(X, Y, loss="mse")
+    assert normed.normalize and normed.get_config()["normalize"]
+    for layer in ("c0", "c1"):
+        scaled = normed.scores[units_of(normed, layer)]
+        plain = raw.scores[units_of(raw, layer)]
+        np.testing.assert_allclose(np.linalg.norm(scaled), 1.0, rtol=1e-6)
+        np.testing.assert_allclose(scaled, plain / np.linalg.norm(plain), rtol=1e-6)
+
+
 def test_spatial_reduction_sum_scales_by_positions():
     model = randomize_weights(tiny_cnn(filters=(4, 6)))
-    mean = kt.TaylorPrunableModel(model, spatial_reduction="mean")
-    total = kt.TaylorPrunableModel(model, spatial_reduction="sum")
+    mean = kt.TaylorPrunableModel(model, spatial_reduction="mean", normalize=False)
+    total = kt.TaylorPrunableModel(model, spatial_reduction="sum", normalize=False)
     for pm in (mean, total):
         pm.update_score(X, Y, loss="mse")
     # c0 enters c1 on an 8x8 map; c1 enters the Dense after pooling.
@@ -213,7 +227,7 @@ def _l1_model(scale_a):
 
 
 def test_l1_criterion_without_and_with_normalisation():
-    plain = kt.TaylorPrunableModel(_l1_model(1000.0), criterion="l1")
+    plain = kt.TaylorPrunableModel(_l1_model(1000.0), criterion="l1", normalize=False)
     assert plain.update_prunables(max_to_prune=3) == 3
     assert alive_channels(plain, "c0") == 4
     assert not plain.alive[units_of(plain, "c1", [0, 1, 2])].any()
