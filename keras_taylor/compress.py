@@ -213,7 +213,7 @@ def compress(
     metric=None,
     output="best-validation",
     criterion="taylor",
-    normalize=True,
+    normalize=False,
     prune_dense=False,
     batch_size=32,
     max_iterations=None,
@@ -256,7 +256,7 @@ def compress(
         output: `"best-validation"` (in each iteration, the fine-tuning epoch
             with the best validation metric) or `"last-iteration"`.
         criterion: `"taylor"`, `"l1"` or `"random"`.
-        normalize: L2-normalise scores per layer (default True).
+        normalize: L2-normalise scores per layer.
         prune_dense: also prune Dense units.
         batch_size: batch size for NumPy inputs.
         max_iterations: optional cap on pruning iterations.

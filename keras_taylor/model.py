@@ -92,10 +92,11 @@ class TaylorPrunableModel(keras.Model):
         model: a built `keras.Model` (functional or Sequential).
         criterion: `"taylor"` (default), `"l1"` or `"random"`.
         normalize: L2-normalise scores per producing layer before the global
-            ranking (default True, as Molchanov et al. 2017). Raw scores
-            of channels a residual stream shares add up over every unit
-            that reads them, so without it a global ranking empties the
-            units' inner convolutions first.
+            ranking (Molchanov et al. 2017). Raw scores of channels a
+            residual stream shares add up over every unit that reads them,
+            so for large one-shot cuts of residual networks a raw global
+            ranking empties the units' inner convolutions first; on plain
+            CNNs the raw ranking did better (see docs/benchmarks.md).
         spatial_reduction: `"sum"` (default: the first-order loss change
             of zeroing the channel) or `"mean"` (Molchanov 2017: divided by
             the number of positions, which biases a global ranking against
@@ -123,7 +124,7 @@ class TaylorPrunableModel(keras.Model):
         self,
         model,
         criterion="taylor",
-        normalize=True,
+        normalize=False,
         spatial_reduction="sum",
         prune_dense=False,
         prune_separable=True,

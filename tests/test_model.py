@@ -179,13 +179,13 @@ def test_fit_gathers_scores_in_train_step():
     assert_masked_equals_stripped(pm, X, tiny_cnn_params(3, alive))
 
 
-def test_taylor_scores_are_normalised_per_layer_by_default():
+def test_normalize_scales_taylor_scores_to_unit_norm_per_layer():
     model = randomize_weights(tiny_cnn(filters=(4, 6)))
-    normed = kt.TaylorPrunableModel(model)
-    raw = kt.TaylorPrunableModel(model, normalize=False)
+    normed = kt.TaylorPrunableModel(model, normalize=True)
+    raw = kt.TaylorPrunableModel(model)
     for pm in (normed, raw):
         pm.update_score(X, Y, loss="mse")
-    assert normed.normalize and normed.get_config()["normalize"]
+    assert normed.get_config()["normalize"] and not raw.get_config()["normalize"]
     for layer in ("c0", "c1"):
         scaled = normed.scores[units_of(normed, layer)]
         plain = raw.scores[units_of(raw, layer)]
