@@ -2,11 +2,13 @@
 
 For ResNet-20 on the real CIFAR-10 subset and MATLAB's digits CNN on MNIST:
 from the trained (cached) baseline, each criterion ranks the channel groups
-once (Taylor: scores from `score_batches` training batches; L1: filter weight
-norms; both L2-normalised per layer; random: a seeded permutation), then the
+once (Taylor: package-default scores from `score_batches` training batches;
+L1: filter weight norms, L2-normalised per layer; random: a seeded
+permutation), then the
 lowest-ranked groups are pruned one-shot until the learnables fall by
-10/30/50/70%. Accuracy is measured (a) right after pruning and (b) after the
-same short fine-tuning (one epoch over a subset of the training images, SGD
+10/30/50/70%. Accuracy is measured (a) right after pruning, (b) once the
+batch-norm statistics are re-estimated (no weights trained) and (c) after the
+same short fine-tuning of (b) (one epoch over a subset of the training images, SGD
 momentum 0.9 at a tenth of the baseline's rate). Every seed draws its own
 score batches, random ranking and fine-tuning images; the verdicts compare
 means over seeds. Writes a table and docs/criteria.png.
@@ -32,14 +34,15 @@ REDUCTIONS = (0.1, 0.3, 0.5, 0.7)
 
 def settings(quick):
     return {"score_batches": 2 if quick else 10, "fine_tune_epochs": 1,
-            "fine_tune_images": 512 if quick else 2048}
+            "fine_tune_images": 512 if quick else 2048, "recalibration_batches": 2 if quick else 10}
 
 
 def run_workload(w, quick, options=None, seeds=(0,)):
-    """Rows (seed, criterion, target, reduction, oneshot, finetuned) for `w`.
+    """Rows (seed, criterion, target, reduction, oneshot, recalibrated, finetuned) for `w`.
 
-    Each seed draws its own Taylor score batches, random ranking, fine-tuning
-    images and their order; L1 needs no data, so only its fine-tuning varies.
+    Each seed draws its own Taylor score batches, random ranking, batch-norm
+    recalibration batches, fine-tuning images and their order; L1 needs no
+    data, so only its recalibration and fine-tuning vary.
     """
     import keras
     import numpy as np
@@ -75,18 +78,24 @@ def run_workload(w, quick, options=None, seeds=(0,)):
                 small = _workloads.compile_for_fine_tuning(kt.strip_pruning(pm), w)
                 reduction = 1 - _workloads.learnables(small) / base_learn
                 acc0 = _workloads.evaluate(small, xs, ys)
+                kt.recalibrate_batch_norm(small, (xt, yt), batches=s["recalibration_batches"],
+                                          batch_size=w.batch, seed=w.seed + seed)
+                acc_bn = _workloads.evaluate(small, xs, ys)
                 keras.utils.set_random_seed(w.seed + seed)
                 small.fit(xf, yf, batch_size=w.batch, epochs=s["fine_tune_epochs"], verbose=0, shuffle=True)
                 acc1 = _workloads.evaluate(small, xs, ys)
                 rows.append({"workload": w.name, "seed": seed, "criterion": criterion, "target": target,
-                             "reduction": reduction, "oneshot": acc0, "finetuned": acc1})
+                             "reduction": reduction, "oneshot": acc0, "recalibrated": acc_bn, "finetuned": acc1})
                 print(f"[{w.name}] seed {seed} {criterion:6s} {100 * reduction:5.1f}% fewer learnables: "
-                      f"one-shot {100 * acc0:6.2f}%  fine-tuned {100 * acc1:6.2f}%", flush=True)
+                      f"one-shot {100 * acc0:6.2f}%  BN re-estimated {100 * acc_bn:6.2f}%  "
+                      f"fine-tuned {100 * acc1:6.2f}%", flush=True)
             print(f"[{w.name}] seed {seed} {criterion} done in {time.perf_counter() - start:.0f} s", flush=True)
     return rows, meta
 
 
-PHASES = ("oneshot", "finetuned")
+PHASES = ("oneshot", "recalibrated", "finetuned")
+PHASE_TITLES = {"oneshot": "no fine-tuning", "recalibrated": "no fine-tuning, BN statistics re-estimated",
+                "finetuned": "after fine-tuning"}
 
 
 def aggregate(rows):
@@ -135,9 +144,13 @@ def plot(rows, path):
 
     means = aggregate(rows)
     workloads = list(dict.fromkeys(r["workload"] for r in means))
-    fig, axes = plt.subplots(len(workloads), 2, figsize=(10, 3.6 * len(workloads)), squeeze=False)
+    fig, axes = plt.subplots(len(workloads), len(PHASES), figsize=(5 * len(PHASES), 3.8 * len(workloads)),
+                             squeeze=False)
+    titles = {**PHASE_TITLES, "recalibrated": "no fine-tuning,\nBN statistics re-estimated",
+              "finetuned": "after 1 fine-tuning epoch"}
     for i, wl in enumerate(workloads):
-        for j, (phase, title) in enumerate((("oneshot", "no fine-tuning"), ("finetuned", "after 1 fine-tuning epoch"))):
+        for j, phase in enumerate(PHASES):
+            title = titles[phase]
             ax = axes[i][j]
             for criterion, style in zip(CRITERIA, ("o-", "s--", "^:")):
                 pts = [r for r in means if r["workload"] == wl and r["criterion"] == criterion]
@@ -167,14 +180,14 @@ def write_docs(rows, metas, quick):
     seeds = sorted({r["seed"] for r in rows})
     table = _common.markdown_table(
         ["workload", "target reduction", "criterion", "actual learnables reduction %",
-         "acc. no fine-tuning %", "acc. after fine-tuning %"],
+         "acc. no fine-tuning %", "acc. no fine-tuning, BN re-estimated %", "acc. after fine-tuning %"],
         [[r["workload"], f"{100 * r['target']:.0f}%", r["criterion"], f"{100 * r['reduction']:.1f}",
-          _mean_range(r, "oneshot"), _mean_range(r, "finetuned")] for r in aggregate(rows)],
+          *[_mean_range(r, phase) for phase in PHASES]] for r in aggregate(rows)],
     )
     v = _common.markdown_table(
         ["workload", "accuracy", "Taylor > random (10/30/50/70%)", "Taylor >= L1 at 50/70%",
          "Taylor - L1 at 50 / 70% (points)", "single runs Taylor >= L1 at 50/70%"],
-        [[x["workload"], "no fine-tuning" if x["phase"] == "oneshot" else "after fine-tuning",
+        [[x["workload"], PHASE_TITLES[x["phase"]],
           x["beats_random"], x["beats_l1_large"], x["l1_margin"], x["l1_pairs"]] for x in verdicts(rows)],
     )
     import inspect
@@ -192,11 +205,14 @@ def write_docs(rows, metas, quick):
         "are pruned one-shot (`update_prunables(None, learnables_reduction=r)`) until the learnables "
         f"fall by r. Taylor: scores from {s['score_batches']} training batches of 128 "
         f"(`update_score`, package defaults: {taylor_ranking}); L1: sum of |filter weights| per group, "
-        "L2-normalised per layer; random: a uniform random ranking. Accuracy on "
-        "the test split right after pruning, and after the same short fine-tuning (one epoch over "
-        f"{s['fine_tune_images']} training images, SGD momentum 0.9 at a tenth of the baseline's rate, batch 128). "
+        "L2-normalised per layer; random: a uniform random ranking. Accuracy on the test split (a) right "
+        "after pruning, with the unpruned network's batch-norm statistics; (b) after "
+        f"`kt.recalibrate_batch_norm` re-estimated them from {s['recalibration_batches']} training batches "
+        "of 128 (no weight trained; what `kt.compress` does after each pruning step); (c) after the same "
+        f"short fine-tuning of (b) (one epoch over {s['fine_tune_images']} training images, SGD momentum 0.9 "
+        "at a tenth of the baseline's rate, batch 128). "
         f"Repeated over {len(seeds)} seeds (each draws its own Taylor score batches, random ranking, "
-        "fine-tuning images and order; L1's ranking needs no data, so only its fine-tuning varies): "
+        "recalibration batches, fine-tuning images and order; L1's ranking needs no data): "
         "means, with the range over seeds in parentheses; verdicts compare the means. One seed moves "
         "fine-tuned accuracy by several points (1017 test images; one image is 0.1 point), so a "
         "single run cannot rank criteria that are a point apart."
@@ -250,7 +266,7 @@ def main(argv=None):
     if not args.no_docs and not options:
         plot(rows, _common.DOCS / "criteria.png")
         write_docs(rows, metas, args.quick)
-    summary = [{"benchmark": "criteria", "what": f"{x['workload']}, {x['phase']}",
+    summary = [{"benchmark": "criteria", "what": f"{x['workload']}, {PHASE_TITLES[x['phase']]}",
                 "result": f"Taylor > random {x['beats_random']}, Taylor >= L1 at 50/70% {x['beats_l1_large']} "
                           f"(Taylor - L1 {x['l1_margin']} points; mean of {seeds} seeds)",
                 "target": "Taylor > random everywhere, >= L1 at large reductions",

@@ -12,7 +12,8 @@ momentum 0.9 at lr 0.01, batch 128, no augmentation), validate on the
 test split, until `goal`.
 
 * keras-taylor: `kt.compress(..., increment, fine_tune_epochs=1,
-  output="last-iteration")`, run with its default scoring (Taylor scores
+  output="last-iteration", recalibration_batches=0)` (like the PyTorch
+  side, no batch-norm re-estimation between pruning and fine-tuning), run with its default scoring (Taylor scores
   gathered by `train_step` during fine-tuning; before the first step,
   training batches until the choice settles) and, unless
   `--kt-scoring default` or `--quick`, again with `score_batches=S` fresh
@@ -370,6 +371,9 @@ def run(base, w, data, s, score_batches, seed):
         model, (xt, yt), goal=s["goal"], increment=s["increment"], fine_tune_epochs=s["fine_tune_epochs"],
         score_batches=score_batches, validation_data=(xs, ys), metric="accuracy",
         output="last-iteration", batch_size=w.batch, callbacks=[Clock()], verbose=0, seed=seed,
+        # Like for like: the PyTorch side fine-tunes with the batch-norm
+        # statistics it has, without re-estimating them after each step.
+        recalibration_batches=0,
     )
     ph = info.pruning_history
     vh = info.validation_history

@@ -38,6 +38,7 @@ from keras_taylor.errors import (  # noqa: E402
 from keras_taylor.folding import fold_batch_norm  # noqa: E402
 from keras_taylor.masking import ChannelMask  # noqa: E402
 from keras_taylor.model import TaylorPrunableModel  # noqa: E402
+from keras_taylor.recalibration import recalibrate_batch_norm  # noqa: E402
 from keras_taylor.report import analyze, compare, max_reduction  # noqa: E402
 from keras_taylor.surgery import strip_pruning  # noqa: E402
 
@@ -60,5 +61,6 @@ __all__ = [
     "analyze",
     "compare",
     "max_reduction",
+    "recalibrate_batch_norm",
     "strip_pruning",
 ]

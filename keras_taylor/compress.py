@@ -26,6 +26,7 @@ from keras_taylor import data as data_utils
 from keras_taylor.errors import InvalidArgumentError, PruningStateError
 from keras_taylor.graph import read_model
 from keras_taylor.model import TaylorPrunableModel
+from keras_taylor.recalibration import recalibrate_batch_norm
 from keras_taylor.rebuild import SCORE, TEST, RebuildPlanner, check_threshold
 from keras_taylor.surgery import strip_pruning
 
@@ -182,7 +183,7 @@ class _FineTuneMonitor(keras.callbacks.Callback):
                 self.best_weights = self.model.get_weights()
 
 
-def _check_args(goal, increment, fine_tune_epochs, score_batches, output, validation_data, validation_threshold, max_iterations, rebuild_threshold):
+def _check_args(goal, increment, fine_tune_epochs, score_batches, output, validation_data, validation_threshold, max_iterations, rebuild_threshold, recalibration_batches):
     if not (isinstance(goal, (int, float)) and 0 < goal < 1):
         raise InvalidArgumentError(f"goal must be a fraction in (0, 1), got {goal!r}")
     if not (isinstance(increment, (int, float)) and 0 < increment <= 1):
@@ -199,6 +200,8 @@ def _check_args(goal, increment, fine_tune_epochs, score_batches, output, valida
         raise InvalidArgumentError(f"max_iterations must be a positive int, got {max_iterations!r}")
     if not check_threshold(rebuild_threshold):
         raise InvalidArgumentError(f"rebuild_threshold must be 'auto' or a fraction in [0, 1], got {rebuild_threshold!r}")
+    if isinstance(recalibration_batches, bool) or not (isinstance(recalibration_batches, int) and recalibration_batches >= 0):
+        raise InvalidArgumentError(f"recalibration_batches must be an int >= 0, got {recalibration_batches!r}")
 
 
 def compress(
@@ -222,6 +225,7 @@ def compress(
     seed=None,
     checkpoint_dir=None,
     rebuild_threshold="auto",
+    recalibration_batches=10,
 ):
     """Compresses `model` by iterative Taylor pruning and fine-tuning.
 
@@ -286,6 +290,12 @@ def compress(
             fraction of the learnables of the model being fine-tuned: 0
             after every pruning step (MATLAB's behaviour), 1 never during
             the loop. The returned model is stripped either way.
+        recalibration_batches: after each pruning step, batches of `ds` over
+            which the moving statistics of the `BatchNormalization` layers
+            are re-estimated (`recalibrate_batch_norm`), so validation and
+            fine-tuning start from statistics of the pruned network, not the
+            stale ones of the unpruned network. 0 turns it off (MATLAB's
+            behaviour).
 
     Returns:
         `(pruned_model, info)`: a plain `keras.Model` compiled like `model`,
@@ -305,7 +315,7 @@ def compress(
     >>> info.stop_reason
     'Learnables reduction goal reached.'
     """
-    _check_args(goal, increment, fine_tune_epochs, score_batches, output, validation_data, validation_threshold, max_iterations, rebuild_threshold)
+    _check_args(goal, increment, fine_tune_epochs, score_batches, output, validation_data, validation_threshold, max_iterations, rebuild_threshold, recalibration_batches)
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
         raise InvalidArgumentError(f"seed must be a non-negative int or None, got {seed!r}")
     # A subclassed or unbuilt model must fail here, with the reason, before
@@ -334,7 +344,7 @@ def compress(
             goal=goal, increment=increment, fine_tune_epochs=fine_tune_epochs, score_batches=score_batches,
             validation_threshold=validation_threshold, metric=metric, output=output, criterion=criterion,
             normalize=normalize, prune_dense=prune_dense, batch_size=batch_size, max_iterations=max_iterations,
-            seed=seed, rebuild_threshold=rebuild_threshold, ds=checkpoint.data_fingerprint(ds),
+            seed=seed, rebuild_threshold=rebuild_threshold, recalibration_batches=recalibration_batches, ds=checkpoint.data_fingerprint(ds),
             validation_data=checkpoint.data_fingerprint(validation_data),
             **checkpoint.model_fingerprint(model),
         )
@@ -441,6 +451,8 @@ def compress(
                 variable.assign(value)
             pm.reseed(_iteration_seed(seed, iteration))
         state["need_fresh_scores"] = False
+        if recalibration_batches:
+            recalibrate_batch_norm(pm, train, batches=recalibration_batches)
         reduction = 1 - pm.num_learnables / original
         monitor = _FineTuneMonitor(iteration, metric, minimize, output == "best-validation" and val is not None)
         if val is not None:
