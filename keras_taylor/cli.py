@@ -86,6 +86,10 @@ def _build_parser():
         help="'auto' (rebuild smaller when measured tracing costs less than the fine-tuning it saves) or the "
              "masked share of the learnables at which the model is rebuilt smaller (0: every iteration)",
     )
+    compress.add_argument(
+        "--recalibration-batches", type=int, default=10,
+        help="batches over which batch-norm statistics are re-estimated after each pruning step (0: off)",
+    )
     compress.add_argument("--val-split", type=float, default=0.1, help="validation share of an image folder without x_val")
     compress.add_argument("--out", required=True, help="output .keras path")
     return parser
@@ -285,7 +289,8 @@ def run_compress(args):
     pruned, info = kt.compress(
         model, train, goal=args.goal, increment=args.increment, fine_tune_epochs=args.epochs,
         validation_data=val, validation_threshold=args.threshold, metric=args.metric,
-        criterion=args.criterion, batch_size=args.batch_size, rebuild_threshold=args.rebuild_threshold, verbose=1,
+        criterion=args.criterion, batch_size=args.batch_size, rebuild_threshold=args.rebuild_threshold,
+        recalibration_batches=args.recalibration_batches, verbose=1,
     )
     pruned.save(out)
     stem = out.with_suffix("")
