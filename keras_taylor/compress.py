@@ -26,7 +26,7 @@ from keras_taylor import data as data_utils
 from keras_taylor.errors import InvalidArgumentError, PruningStateError
 from keras_taylor.graph import read_model
 from keras_taylor.model import TaylorPrunableModel
-from keras_taylor.recalibration import recalibrate_batch_norm
+from keras_taylor.recalibration import RecalibrateBeforeValidation, recalibrate_batch_norm
 from keras_taylor.rebuild import SCORE, TEST, RebuildPlanner, check_threshold
 from keras_taylor.surgery import strip_pruning
 
@@ -451,8 +451,10 @@ def compress(
                 variable.assign(value)
             pm.reseed(_iteration_seed(seed, iteration))
         state["need_fresh_scores"] = False
+        recalibration = []
         if recalibration_batches:
             recalibrate_batch_norm(pm, train, batches=recalibration_batches)
+            recalibration = [RecalibrateBeforeValidation(train, recalibration_batches)]
         reduction = 1 - pm.num_learnables / original
         monitor = _FineTuneMonitor(iteration, metric, minimize, output == "best-validation" and val is not None)
         if val is not None:
@@ -461,7 +463,7 @@ def compress(
         if fine_tune_epochs:
             pm.fit(
                 train, epochs=fine_tune_epochs, validation_data=val, shuffle=False,
-                callbacks=[monitor, planner.callback()] + list(callbacks or []), verbose=verbose,
+                callbacks=[monitor] + recalibration + [planner.callback()] + list(callbacks or []), verbose=verbose,
             )
             train_rows.extend(_jsonable(row) for row in monitor.steps)
             if monitor.best_weights is not None:

@@ -110,6 +110,34 @@ def recalibrate_batch_norm(model, data, batches=10, batch_size=32, seed=0):
     return [layer.name for layer in layers]
 
 
+class RecalibrateBeforeValidation(keras.callbacks.Callback):
+    """Re-estimates batch-norm statistics before each validation inside `fit`.
+
+    During fine-tuning the moving statistics trail the weights (at momentum
+    0.99 an epoch of 60 steps still carries half of the statistics it
+    started with), so the validation score and the weights kept would
+    describe a network a little different from the one trained. Without
+    validation data the statistics are re-estimated when training ends.
+    """
+
+    def __init__(self, data, batches):
+        super().__init__()
+        self.data = data
+        self.batches = batches
+        self._validated = False
+
+    def on_train_begin(self, logs=None):
+        self._validated = False
+
+    def on_test_begin(self, logs=None):
+        self._validated = True
+        recalibrate_batch_norm(self.model, self.data, batches=self.batches)
+
+    def on_train_end(self, logs=None):
+        if not self._validated:
+            recalibrate_batch_norm(self.model, self.data, batches=self.batches)
+
+
 @contextlib.contextmanager
 def _batch_statistics(layers):
     """Makes `layers` run as in training while the model runs in inference."""

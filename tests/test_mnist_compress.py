@@ -3,6 +3,9 @@
 MNIST comes through Keras's own loader from ../shared/data (see conftest).
 """
 
+import numpy as np
+import pytest
+
 import keras
 import keras_taylor as kt
 from keras_taylor import datasets, reference_models
@@ -10,7 +13,9 @@ from keras_taylor import datasets, reference_models
 from conftest import shared_data_path
 
 
-def test_compress_digits_cnn_on_mnist_halves_learnables_within_accuracy():
+@pytest.fixture(scope="module")
+def mnist_baseline():
+    """MATLAB's digits CNN trained 2 epochs on 8000 MNIST images, and the data."""
     shared_data_path("mnist.npz")
     keras.utils.set_random_seed(7)
     (x_train, y_train), (x_test, y_test) = datasets.load("mnist")
@@ -20,7 +25,11 @@ def test_compress_digits_cnn_on_mnist_halves_learnables_within_accuracy():
     model.fit(x_train, y_train, batch_size=128, epochs=2, verbose=0)
     baseline = model.evaluate(x_test, y_test, verbose=0, return_dict=True)["accuracy"]
     assert baseline > 0.95
+    return model, baseline, (x_train, y_train), (x_test, y_test)
 
+
+def test_compress_digits_cnn_on_mnist_halves_learnables_within_accuracy(mnist_baseline):
+    model, baseline, (x_train, y_train), (x_test, y_test) = mnist_baseline
     # Seeded: one epoch of fine-tuning per step leaves a spread of about a
     # point between shuffles (seeds 0-3: 96.6-97.4%, baseline 96.6%), and an
     # unseeded run's shuffles follow whatever drew on the global RNG before.
@@ -34,3 +43,21 @@ def test_compress_digits_cnn_on_mnist_halves_learnables_within_accuracy():
     assert info.stop_reason == "Learnables reduction goal reached."
     assert 1 - learnables / original >= 0.45
     assert accuracy >= baseline - 0.015, (baseline, accuracy)
+
+
+def test_one_shot_pruning_recovers_with_recalibrated_batch_norm(mnist_baseline):
+    # Half the learnables removed at once, no training: the kept filters are
+    # fine, the batch-norm statistics of the unpruned network are not.
+    model, baseline, (x_train, y_train), (x_test, y_test) = mnist_baseline
+    pm = kt.TaylorPrunableModel(model)
+    order = np.random.default_rng(0).permutation(len(x_train))
+    for b in range(10):
+        idx = order[b * 128:(b + 1) * 128]
+        pm.update_score(x_train[idx], y_train[idx], loss="sparse_categorical_crossentropy")
+    pm.update_prunables(None, learnables_reduction=0.5)
+    small = kt.strip_pruning(pm)
+    small.compile(metrics=["accuracy"], loss="sparse_categorical_crossentropy")
+    stale = small.evaluate(x_test, y_test, verbose=0, return_dict=True)["accuracy"]
+    kt.recalibrate_batch_norm(small, (x_train, y_train), batches=10, batch_size=128)
+    fresh = small.evaluate(x_test, y_test, verbose=0, return_dict=True)["accuracy"]
+    assert fresh >= stale + 0.1 and fresh >= baseline - 0.1, (baseline, stale, fresh)

@@ -210,3 +210,36 @@ def test_compress_rejects_bad_recalibration_batches(value):
     x = np.zeros((8, 8, 8, 1), "float32")
     with pytest.raises(kt.InvalidArgumentError, match="recalibration_batches"):
         kt.compress(bn_cnn(), (x, np.zeros(8)), recalibration_batches=value, verbose=0)
+
+
+def test_compress_validates_fine_tuned_models_with_recalibrated_statistics(monkeypatch):
+    # Each fine-tuning validation (and the end of a fit without validation)
+    # is preceded by a re-estimate, so the kept model's statistics match its
+    # weights: re-estimating the returned model again changes nothing.
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(64, 8, 8, 1)).astype("float32")
+    y = rng.integers(0, 3, 64)
+    calls = []
+    real = compress_module.recalibrate_batch_norm
+
+    def counting(model, data, batches=10, **kwargs):
+        calls.append(type(model).__name__)
+        return real(model, data, batches=batches, **kwargs)
+
+    monkeypatch.setattr(compress_module, "recalibrate_batch_norm", counting)
+    recalibration = importlib.import_module("keras_taylor.recalibration")
+    monkeypatch.setattr(recalibration, "recalibrate_batch_norm", counting)
+    for validation in ((x, y), None):
+        calls.clear()
+        pruned, info = kt.compress(
+            bn_cnn(), (x, y), goal=0.4, increment=0.2, fine_tune_epochs=2, score_batches=2,
+            recalibration_batches=2, batch_size=64, seed=0, verbose=0, validation_data=validation,
+            rebuild_threshold=1.0,
+        )
+        iterations = int(info.pruning_history.iteration.max())
+        # After each pruning step, then before each of 2 validations or once at the end.
+        assert len(calls) == iterations * (3 if validation else 2)
+        # The last re-estimate used the final weights over all 64 images (one batch).
+        conv = keras.ops.convert_to_numpy(pruned.get_layer("c1")(x))
+        np.testing.assert_allclose(pruned.get_layer("bn1").moving_mean.numpy(), conv.mean(axis=(0, 1, 2)),
+                                   rtol=1e-4, atol=1e-5)
