@@ -294,8 +294,9 @@ def compress(
             which the moving statistics of the `BatchNormalization` layers
             are re-estimated (`recalibrate_batch_norm`), so validation and
             fine-tuning start from statistics of the pruned network, not the
-            stale ones of the unpruned network. 0 turns it off (MATLAB's
-            behaviour).
+            stale ones of the unpruned network; again before each
+            validation during fine-tuning (or at the end of a fit without
+            validation data). 0 turns it off (MATLAB's behaviour).
 
     Returns:
         `(pruned_model, info)`: a plain `keras.Model` compiled like `model`,
