@@ -4,14 +4,14 @@ For ResNet-20 on the real CIFAR-10 subset and MATLAB's digits CNN on MNIST:
 from the trained (cached) baseline, each criterion ranks the channel groups
 once (Taylor: package-default scores from `score_batches` training batches;
 L1: filter weight norms, L2-normalised per layer; random: a seeded
-permutation), then the
-lowest-ranked groups are pruned one-shot until the learnables fall by
-10/30/50/70%. Accuracy is measured (a) right after pruning, (b) once the
-batch-norm statistics are re-estimated (no weights trained) and (c) after the
-same short fine-tuning of (b) (one epoch over a subset of the training images, SGD
-momentum 0.9 at a tenth of the baseline's rate), statistics re-estimated again. Every seed draws its own
-score batches, random ranking and fine-tuning images; the verdicts compare
-means over seeds. Writes a table and docs/criteria.png.
+permutation), then the lowest-ranked groups are pruned one-shot until the
+learnables fall by 10/30/50/70%. Accuracy is measured (a) right after
+pruning, (b) once the batch-norm statistics are re-estimated (no weights
+trained) and (c) after the same short fine-tuning of (b) (one epoch over a
+subset of the training images, SGD momentum 0.9 at a tenth of the baseline's
+rate), statistics re-estimated again. Every seed draws its own score
+batches, random ranking and fine-tuning images; the verdicts compare means
+over seeds. Writes a table and docs/criteria.png.
 
     python -m benchmarks.criteria [--quick] [--seeds N]
 """
@@ -54,6 +54,11 @@ def run_workload(w, quick, options=None, seeds=(0,)):
     base, meta = _workloads.baseline(w)
     (xt, yt), (xs, ys) = _workloads.load_data(w)
     base_learn = _workloads.learnables(base)
+
+    def recalibrate(model, draw):
+        kt.recalibrate_batch_norm(model, (xt, yt), batches=s["recalibration_batches"],
+                                  batch_size=w.batch, seed=w.seed + draw)
+
     rows = []
     for seed in seeds:
         xf, yf = _workloads.subset((xt, yt), s["fine_tune_images"], seed=w.seed + seed)
@@ -78,14 +83,12 @@ def run_workload(w, quick, options=None, seeds=(0,)):
                 small = _workloads.compile_for_fine_tuning(kt.strip_pruning(pm), w)
                 reduction = 1 - _workloads.learnables(small) / base_learn
                 acc0 = _workloads.evaluate(small, xs, ys)
-                kt.recalibrate_batch_norm(small, (xt, yt), batches=s["recalibration_batches"],
-                                          batch_size=w.batch, seed=w.seed + seed)
+                recalibrate(small, seed)
                 acc_bn = _workloads.evaluate(small, xs, ys)
                 keras.utils.set_random_seed(w.seed + seed)
                 small.fit(xf, yf, batch_size=w.batch, epochs=s["fine_tune_epochs"], verbose=0, shuffle=True)
                 # As kt.compress does before validating a fine-tuned model.
-                kt.recalibrate_batch_norm(small, (xt, yt), batches=s["recalibration_batches"],
-                                          batch_size=w.batch, seed=w.seed + seed + 1)
+                recalibrate(small, seed + 1)
                 acc1 = _workloads.evaluate(small, xs, ys)
                 rows.append({"workload": w.name, "seed": seed, "criterion": criterion, "target": target,
                              "reduction": reduction, "oneshot": acc0, "recalibrated": acc_bn, "finetuned": acc1})
