@@ -5,7 +5,7 @@ import numbers
 import keras
 from keras.src.utils import io_utils
 
-from keras_taylor.errors import InvalidArgumentError, UnsupportedModelError
+from keras_taylor.errors import InvalidArgumentError, PruningStateError, UnsupportedModelError
 
 
 class TaylorPruningCallback(keras.callbacks.Callback):
@@ -91,6 +91,11 @@ class TaylorPruningCallback(keras.callbacks.Callback):
             raise UnsupportedModelError(
                 "TaylorPruningCallback needs a keras_taylor.TaylorPrunableModel, "
                 f"got {type(self.model).__name__} '{self.model.name}'."
+            )
+        if self.model.criterion == "taylor" and not self.model.gather_scores:
+            raise PruningStateError(
+                f"TaylorPruningCallback prunes by the Taylor scores that fit gathers, but "
+                f"'{self.model.name}' has gather_scores=False: set it to True."
             )
         self._step = int(self.model.optimizer.iterations.numpy())
         if isinstance(self.amount, numbers.Integral):

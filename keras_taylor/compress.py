@@ -252,6 +252,9 @@ def compress(
             if `fine_tune_epochs=0`), batches of `ds` until the groups that
             step would prune agree (Jaccard >= 0.8) with those chosen on half
             as many batches (compared at 4/8, 8/16, ...; at most one pass).
+            With a number, fine-tuning gathers no scores of its own
+            (`TaylorPrunableModel.gather_scores` off), since each step
+            replaces them.
         validation_data: `(x, y)` arrays or a dataset, evaluated after each
             fine-tuning epoch.
         validation_threshold: the value of `metric` that stops pruning.
@@ -365,6 +368,9 @@ def compress(
             seed=_iteration_seed(seed, iteration),
         )
         pm.compile_from_config(compile_config)
+        # Fresh scores are taken before every step, so fine-tuning need not
+        # gather any.
+        pm.gather_scores = criterion == "taylor" and score_batches is None
         # Built now, so a masked iteration can restart fine-tuning from this
         # state exactly as a rebuilt model starts from a fresh optimizer, and
         # so Keras traces each step of the new model once, not twice.

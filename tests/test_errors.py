@@ -160,10 +160,24 @@ ROWS = {
     "checkpoint-of-another-call": (
         lambda: compiled(tiny_cnn()), None, kt.CheckpointError, "goal",
     ),
+    "callback-without-gathering": (
+        tiny_cnn, lambda m: _fit_with_callback_not_gathering(m), kt.PruningStateError, "gather_scores=False",
+    ),
+    "gather-scores-not-bool": (
+        tiny_cnn, lambda m: setattr(kt.TaylorPrunableModel(m), "gather_scores", "no"), kt.InvalidArgumentError,
+        "gather_scores must be True or False",
+    ),
     "bad-seed": (
         lambda: compiled(tiny_cnn()), lambda m: kt.compress(m, data(), seed=-1, verbose=0), kt.InvalidArgumentError, "seed",
     ),
 }
+
+
+def _fit_with_callback_not_gathering(model):
+    pm = kt.TaylorPrunableModel(model)
+    pm.compile("adam", "mse")
+    pm.gather_scores = False
+    pm.fit(*data(), batch_size=8, callbacks=[kt.TaylorPruningCallback(frequency=1, verbose=0)], verbose=0)
 
 
 @pytest.mark.parametrize("row", sorted(ROWS))

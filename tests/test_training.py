@@ -72,6 +72,48 @@ def test_l1_model_trains_without_gathering():
     assert pm.update_prunables(2) == 2
 
 
+def test_gather_scores_off_trains_alike_without_scores_and_switches_back():
+    x, y = toy_data()
+    model = small_cnn()
+    trained = {}
+    for gather in (True, False):
+        keras.utils.set_random_seed(3)
+        pm = kt.TaylorPrunableModel(model)
+        pm.compile(keras.optimizers.SGD(0.05), "sparse_categorical_crossentropy")
+        alive = pm.alive
+        alive[pm.channel_graph.prunable_units[0]] = False
+        pm.set_unit_alive(alive)  # a mask that multiplies
+        pm.gather_scores = gather
+        pm.fit(x, y, batch_size=16, epochs=1, verbose=0, shuffle=False)
+        assert (pm.score_count.numpy() > 0) == gather
+        trained[gather] = pm
+    # The score arithmetic never touches the weights: both train alike.
+    for a, b in zip(trained[True].net.get_weights(), trained[False].net.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    pm = trained[False]
+    pm.gather_scores = True  # a traced step is replaced, not reused
+    pm.fit(x, y, batch_size=16, epochs=1, verbose=0)
+    assert pm.score_count.numpy() == 64
+    pm.update_score(x[:8], y[:8])  # update_score scores whatever the setting
+    pm.gather_scores = False
+    assert pm.score_count.numpy() == 72
+
+
+@pytest.mark.parametrize("score_batches, gathers", [(None, True), (2, False)])
+def test_compress_fine_tunes_without_gathering_when_fresh_scores_replace_them(score_batches, gathers):
+    x, y = toy_data()
+    seen = []
+
+    class Probe(keras.callbacks.Callback):
+        def on_train_end(self, logs=None):
+            seen.append((self.model.gather_scores, float(self.model.score_count.numpy())))
+
+    kt.compress(compiled(small_cnn()), (x, y), goal=0.3, increment=0.15, score_batches=score_batches,
+                batch_size=16, callbacks=[Probe()], verbose=0, rebuild_threshold=0)
+    assert len(seen) == 2
+    assert all(flag == gathers and (count > 0) == gathers for flag, count in seen), seen
+
+
 # ----------------------------------------------------------------- callback
 def test_callback_prunes_every_n_steps_within_start_stop():
     x, y = toy_data(64)
