@@ -114,6 +114,31 @@ def test_compress_fine_tunes_without_gathering_when_fresh_scores_replace_them(sc
     assert all(flag == gathers and (count > 0) == gathers for flag, count in seen), seen
 
 
+def test_seeded_compress_repeats_and_sets_tensorflow_seed_once(monkeypatch):
+    import tensorflow as tf
+
+    calls = []
+    set_seed = tf.random.set_seed
+    monkeypatch.setattr(tf.random, "set_seed", lambda value: (calls.append(value), set_seed(value)))
+    x, y = toy_data()
+    model = compiled(small_cnn())
+    runs = []
+    for before in (10, 11):
+        keras.utils.set_random_seed(before)  # a run must not depend on the state before it
+        calls.clear()
+        pruned, info = kt.compress(model, (x, y), goal=0.4, increment=0.1, batch_size=16, seed=3,
+                                   verbose=0, rebuild_threshold=0.25)
+        # Each tf.random.set_seed empties TensorFlow's kernel cache, and every
+        # traced step would be rebuilt on its next call.
+        assert len(calls) == 1 and len(info.pruning_history) == 5, (calls, info.pruning_history)
+        runs.append((pruned, info))
+    (a, info_a), (b, info_b) = runs
+    np.testing.assert_array_equal(info_a.pruning_history.values, info_b.pruning_history.values)
+    np.testing.assert_allclose(info_a.training_history["loss"], info_b.training_history["loss"], rtol=1e-5)
+    for wa, wb in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_allclose(wa, wb, rtol=1e-5, atol=1e-6)
+
+
 # ----------------------------------------------------------------- callback
 def test_callback_prunes_every_n_steps_within_start_stop():
     x, y = toy_data(64)
