@@ -5,9 +5,9 @@ filters are masked first; when `rebuild_threshold` says so (by default, when
 the measured cost of a rebuild is below the fine-tuning time it is predicted
 to save: `keras_taylor.rebuild`), the model is stripped and wrapped again, so
 fine-tuning runs on the physically smaller network. Rebuilding makes Keras
-trace its train, test and scoring functions anew (about 10 s for a ResNet-20
-on two CPU cores, as long as a whole fine-tuning epoch on a few thousand
-images), while a masked model computes exactly what the stripped one does.
+trace its train, test and scoring functions anew (6-10 s for a ResNet-20
+on two CPU cores, about a whole fine-tuning epoch on a few thousand images),
+while a masked model computes exactly what the stripped one does.
 """
 
 import dataclasses
