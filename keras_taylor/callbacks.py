@@ -6,6 +6,7 @@ import keras
 from keras.src.utils import io_utils
 
 from keras_taylor.errors import InvalidArgumentError, PruningStateError, UnsupportedModelError
+from keras_taylor.recalibration import check_data, recalibrate_batch_norm
 
 
 class TaylorPruningCallback(keras.callbacks.Callback):
@@ -27,6 +28,15 @@ class TaylorPruningCallback(keras.callbacks.Callback):
         stop_step: no pruning from this global step on (None: no limit).
         goal: stop pruning once this fraction of the unpruned model's
             learnables is gone (None: no goal).
+        recalibration_data: optional training data (a `tf.data.Dataset`,
+            an array `x` or a tuple `(x, y)`). After each event that prunes,
+            the moving statistics of every `BatchNormalization` layer are
+            re-estimated from `recalibration_batches` of its batches
+            (`kt.recalibrate_batch_norm`). Training moves them only slowly
+            (momentum 0.99), so without it the validation that follows an
+            event, and a model stripped right after the last one, use the
+            unpruned network's statistics.
+        recalibration_batches: batches of `recalibration_data` per event.
         verbose: 1 prints one line per epoch in which something was pruned.
 
     Example:
@@ -53,6 +63,8 @@ class TaylorPruningCallback(keras.callbacks.Callback):
         start_step=0,
         stop_step=None,
         goal=None,
+        recalibration_data=None,
+        recalibration_batches=10,
         verbose=1,
     ):
         super().__init__()
@@ -75,6 +87,17 @@ class TaylorPruningCallback(keras.callbacks.Callback):
             raise InvalidArgumentError(
                 f"need 0 <= start_step < stop_step, got {start_step!r}, {stop_step!r}"
             )
+        if isinstance(recalibration_batches, bool) or not isinstance(
+            recalibration_batches, numbers.Integral
+        ) or recalibration_batches < 1:
+            raise InvalidArgumentError(
+                f"recalibration_batches must be a positive int, got {recalibration_batches!r}"
+            )
+        if recalibration_data is not None:
+            # Checked now, not at the first pruning event hours into fit.
+            check_data(recalibration_data, "recalibration_data")
+        self.recalibration_data = recalibration_data
+        self.recalibration_batches = int(recalibration_batches)
         self.frequency = frequency
         self.amount = amount
         self.start_step = int(start_step)
@@ -126,6 +149,8 @@ class TaylorPruningCallback(keras.callbacks.Callback):
         if pruned == 0:
             self.done_reason = "no prunable filters left"
             return
+        if self.recalibration_data is not None:
+            recalibrate_batch_norm(self.model, self.recalibration_data, batches=self.recalibration_batches)
         self._refresh()
         self._epoch_pruned += pruned
         self.events.append((self._step, pruned, self._stats["learnables_reduction"]))

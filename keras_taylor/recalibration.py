@@ -160,22 +160,31 @@ def _input_batches(data, batch_size, seed):
     if isinstance(data, tf.data.Dataset):
         # A tuple element (x, y, ...) arrives as separate arguments.
         return data.map(lambda *element: element[0])
+    data = check_data(data)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size <= 0:
+        raise InvalidArgumentError(f"batch_size must be a positive int, got {batch_size!r}")
+    order = np.random.default_rng(seed).permutation(len(tree.flatten(data)[0]))
+    picked = tree.map_structure(lambda a: np.asarray(a)[order], data)
+    return tf.data.Dataset.from_tensor_slices(picked).batch(int(batch_size))
+
+
+def check_data(data, name="data"):
+    """The inputs `x` of `data` (arrays), or an error naming `name`; copies nothing.
+
+    Datasets are returned as they are.
+    """
+    if isinstance(data, tf.data.Dataset):
+        return data
     if isinstance(data, (tuple, list)):
         if not data:
-            raise InvalidArgumentError("data is an empty tuple")
+            raise InvalidArgumentError(f"{name} is an empty tuple")
         data = data[0]
     arrays = tree.flatten(data)
     if not arrays or any(not hasattr(a, "shape") for a in arrays):
         raise InvalidArgumentError(
-            "data must be a tf.data.Dataset, a NumPy array x or a tuple (x, y), "
+            f"{name} must be a tf.data.Dataset, a NumPy array x or a tuple (x, y), "
             f"got {type(data).__name__}"
         )
-    n = len(arrays[0])
-    if n == 0:
-        raise InvalidArgumentError("data holds no samples")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size <= 0:
-        raise InvalidArgumentError(f"batch_size must be a positive int, got {batch_size!r}")
-    order = np.random.default_rng(seed).permutation(n)
-    picked = tree.map_structure(lambda a: np.asarray(a)[order], data)
-    return tf.data.Dataset.from_tensor_slices(picked).batch(int(batch_size))
-
+    if len(arrays[0]) == 0:
+        raise InvalidArgumentError(f"{name} holds no samples")
+    return data

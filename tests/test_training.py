@@ -166,6 +166,28 @@ def test_callback_epoch_frequency_fraction_amount_and_goal():
     assert len(history.history["learnables_reduction"]) == 6
 
 
+def test_callback_re_estimates_batch_norm_statistics_after_each_event():
+    x, y = toy_data(64)
+    stats = {}
+    for recalibrate in (False, True):
+        keras.utils.set_random_seed(2)
+        pm = compiled(kt.TaylorPrunableModel(small_cnn(filters=16)))
+        cb = kt.TaylorPruningCallback(frequency="epoch", amount=4, verbose=0,
+                                      recalibration_data=(x, y) if recalibrate else None, recalibration_batches=3)
+        pm.fit(x, y, batch_size=16, epochs=2, callbacks=[cb], verbose=0)
+        assert len(cb.events) == 2
+        bn = next(layer for layer in pm.net.layers if layer.name.startswith("bn1"))
+        stats[recalibrate] = bn.moving_mean.numpy().copy()
+        # The last event came after the last step: re-estimating again from
+        # the same batches leaves a recalibrated model's statistics alone.
+        kt.recalibrate_batch_norm(pm, (x, y), batches=3)
+        again = bn.moving_mean.numpy()
+        if recalibrate:
+            np.testing.assert_allclose(stats[True], again, rtol=1e-5, atol=1e-6)
+        else:
+            assert not np.allclose(stats[False], again, rtol=1e-3, atol=1e-4)
+
+
 def test_callback_works_with_early_stopping_checkpoint_and_silence(tmp_path, capsys):
     x, y = toy_data(64)
     pm = compiled(kt.TaylorPrunableModel(small_cnn()))
@@ -195,6 +217,10 @@ def test_callback_rejects_plain_model_and_bad_arguments():
         (dict(amount=1.5), "amount"),
         (dict(goal=1.0), "goal"),
         (dict(start_step=5, stop_step=5), "start_step"),
+        (dict(recalibration_batches=0), "recalibration_batches"),
+        (dict(recalibration_batches=True), "recalibration_batches"),
+        (dict(recalibration_data="images"), "recalibration_data"),
+        (dict(recalibration_data=(x[:0], y[:0])), "recalibration_data holds no samples"),
     ]:
         with pytest.raises(ValueError, match=word):
             kt.TaylorPruningCallback(**kwargs)
