@@ -48,6 +48,51 @@ def build(name):
     return getattr(keras.applications, name)(weights=None, input_shape=(224, 224, 3))
 
 
+def half_width(name):
+    """The unpruned network with half the channels in every layer, or None.
+
+    Same layers and op count as the original, about 4x fewer FLOPs: with the
+    original it separates each runtime's fixed per-call cost from the cost
+    that follows the arithmetic (`latency_split`).
+    """
+    import keras
+
+    from keras_taylor import reference_models
+
+    if name.startswith("CIFARNet"):
+        return reference_models.resnet20(widths=(8, 16, 32))
+    if name == "MobileNetV2":
+        return keras.applications.MobileNetV2(weights=None, input_shape=(224, 224, 3), alpha=0.5)
+    return None
+
+
+def latency_split(results, kinds):
+    """Latency = fixed + FLOPs-proportional part, read off original and half width.
+
+    Both run the same ops, so `original = fixed + work` and `half = fixed +
+    work / r` (r: their FLOPs ratio) give the two parts. A pruned variant of
+    FLOPs ratio q would then take `fixed + work / q` if its kernels were as
+    efficient as the original's: its speedup ceiling on that runtime.
+    Returns (model, variant, kind, fixed share of the original's latency,
+    speedup, ceiling) rows.
+    """
+    out = []
+    for name, rows in results.items():
+        if REFERENCE not in rows:
+            continue
+        o, h = rows["original"], rows[REFERENCE]
+        r = o["flops"] / h["flops"]
+        for kind in kinds:
+            work = (o[kind] - h[kind]) / (1 - 1 / r)
+            fixed = o[kind] - work
+            for k, v in rows.items():
+                if k in ("original", REFERENCE):
+                    continue
+                q = o["flops"] / v["flops"]
+                out.append((name, k, kind, fixed / o[kind], o[kind] / v[kind], o[kind] / (fixed + work / q)))
+    return out
+
+
 def file_size(model):
     with tempfile.TemporaryDirectory() as d:
         path = os.path.join(d, "m.keras")
@@ -146,10 +191,11 @@ def measure(name, s):
         variants[f"{int(100 * fraction)}%"] = kt.strip_pruning(pm)
         pruned_counts[f"{int(100 * fraction)}%"] = f"{count}/{prunable}"
         del pm
-    if name.startswith("CIFARNet"):
-        # Not pruned: the same network at half width, to show how far this
-        # runtime's speed follows FLOPs at these small channel counts.
-        variants[REFERENCE] = reference_models.resnet20(widths=(8, 16, 32))
+    reference = half_width(name)
+    if reference is not None:
+        # Not pruned: the same layers at half width, to show how far this
+        # runtime's speed follows FLOPs at these channel counts.
+        variants[REFERENCE] = reference
         pruned_counts[REFERENCE] = "-"
     rows = {k: {"params": m.count_params(), "flops": _common.flops(m), "size": file_size(m),
                 "pruned": pruned_counts.get(k, "0")} for k, m in variants.items()}
@@ -235,8 +281,9 @@ def write_docs(results, s, quick):
         "`kt.fold_batch_norm(model)`, batch normalization merged into the convolutions (speedups in "
         f"those columns are against the folded original). Repeats: {s['repeats'][1]} at batch 1, "
         f"{s['repeats'][32]} at batch 32. Speedup in parentheses = original latency / this latency. "
-        f"The '{REFERENCE}' row is not pruned: ResNet-20 built with widths 8/16/32 (about 4x fewer FLOPs), "
-        "the ceiling of what thinner layers buy on this runtime; it is not counted against the target.",
+        f"The '{REFERENCE}' rows are not pruned: ResNet-20 built with widths 8/16/32 and MobileNetV2 with "
+        "`alpha=0.5` (the same layers with half the channels, 3-4x fewer FLOPs), which show how far each "
+        "runtime's speed follows FLOPs at these channel counts; they are not counted against the target.",
         "",
         _common.markdown_table(
             ["model", "filters removed", "groups pruned", "parameters", "MFLOPs", "FLOPs ratio",
@@ -258,6 +305,20 @@ def write_docs(results, s, quick):
         f"The target counts the {len(ratios)} Keras and TFLite measurements of the stripped models as "
         f"they are; with `kt.fold_batch_norm` the Keras runtime reaches >= 0.8 in {folded_met} of "
         f"{len(folded_ratios)}.",
+        "",
+        "Where the time goes: the original and its half-width twin run the same ops, so their two "
+        "latencies split each runtime's time into a fixed part (per-op dispatch, memory traffic that "
+        "does not shrink with the channels) and a part that follows the FLOPs (`latency_split`). The "
+        "ceiling is the speedup a network of the pruned model's FLOPs would get if all of its "
+        "arithmetic sped up in proportion; pruned / ceiling near 1 means the stripped model is as fast "
+        "as its FLOPs allow on that runtime, and a speedup / FLOPs ratio below 0.8 there is the "
+        "runtime's fixed cost, not the pruning.",
+        "",
+        _common.markdown_table(
+            ["model", "removed", "runtime", "fixed share of the original's latency", "speedup",
+             "ceiling", "speedup / ceiling"],
+            [[a, b, c.replace("_b", " batch ").replace("_", " "), f"{100 * d:.0f}%", f"{e:.2f}", f"{f:.2f}",
+              f"{e / f:.2f}"] for a, b, c, d, e, f in latency_split(results, TARGET_KINDS + FOLDED_KINDS)]),
     ]
     _common.write_section("inference", "\n".join(lines))
     return met, len(ratios), worst, (folded_met, len(folded_ratios))
