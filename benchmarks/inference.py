@@ -178,7 +178,6 @@ def measure(name, s):
     import numpy as np
 
     import keras_taylor as kt
-    from keras_taylor import reference_models
 
     keras.utils.set_random_seed(0)
     original = build(name)

@@ -6,7 +6,7 @@ import keras
 from keras.src.utils import io_utils
 
 from keras_taylor.errors import InvalidArgumentError, PruningStateError, UnsupportedModelError
-from keras_taylor.recalibration import check_data, recalibrate_batch_norm
+from keras_taylor.recalibration import check_data, check_positive_int, recalibrate_batch_norm
 
 
 class TaylorPruningCallback(keras.callbacks.Callback):
@@ -87,12 +87,7 @@ class TaylorPruningCallback(keras.callbacks.Callback):
             raise InvalidArgumentError(
                 f"need 0 <= start_step < stop_step, got {start_step!r}, {stop_step!r}"
             )
-        if isinstance(recalibration_batches, bool) or not isinstance(
-            recalibration_batches, numbers.Integral
-        ) or recalibration_batches < 1:
-            raise InvalidArgumentError(
-                f"recalibration_batches must be a positive int, got {recalibration_batches!r}"
-            )
+        check_positive_int(recalibration_batches, "recalibration_batches")
         if recalibration_data is not None:
             # Checked now, not at the first pruning event hours into fit.
             check_data(recalibration_data, "recalibration_data")

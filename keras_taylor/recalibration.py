@@ -81,8 +81,7 @@ def recalibrate_batch_norm(model, data, batches=10, batch_size=32, seed=0):
         raise InvalidArgumentError(
             f"model must be a keras.Model, got {type(model).__name__}"
         )
-    if isinstance(batches, bool) or not isinstance(batches, (int, np.integer)) or batches <= 0:
-        raise InvalidArgumentError(f"batches must be a positive int, got {batches!r}")
+    check_positive_int(batches, "batches")
     layers = batch_norm_layers(model)
     if not layers:
         return []
@@ -161,11 +160,16 @@ def _input_batches(data, batch_size, seed):
         # A tuple element (x, y, ...) arrives as separate arguments.
         return data.map(lambda *element: element[0])
     data = check_data(data)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size <= 0:
-        raise InvalidArgumentError(f"batch_size must be a positive int, got {batch_size!r}")
+    check_positive_int(batch_size, "batch_size")
     order = np.random.default_rng(seed).permutation(len(tree.flatten(data)[0]))
     picked = tree.map_structure(lambda a: np.asarray(a)[order], data)
     return tf.data.Dataset.from_tensor_slices(picked).batch(int(batch_size))
+
+
+def check_positive_int(value, name):
+    """Raises an error naming `name` unless `value` is a positive int (not a bool)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+        raise InvalidArgumentError(f"{name} must be a positive int, got {value!r}")
 
 
 def check_data(data, name="data"):
