@@ -100,8 +100,9 @@ def write_docs(result, quick):
         f"row compares with the plain Keras model as given: {1000 * result['keras_step_s']:.1f} ms "
         "a step.",
         "",
-        "Masks whose channels are all kept skip their multiply (a `cond` on the mask), so the first "
-        "row is what a freshly wrapped or rebuilt model pays. The second row is the callback "
+        "Masks read by convolutions are multiplied into those convolutions' kernels "
+        "(`MaskedKernelConv2D`), the rest skip their multiply while all their channels are kept, so the "
+        "first row is what a freshly wrapped or rebuilt model pays. The second row is the callback "
         "workflow, where pruned channels stay masked inside `fit` (30% of the groups masked here).",
         "",
         _common.markdown_table(

@@ -79,18 +79,4 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
         return tf.reshape(outputs, shape)
 
 
-_TRAINING_CLASS = {keras.layers.BatchNormalization: FusedBatchNormalization}
-_PLAIN_CLASS = {fast: plain for plain, fast in _TRAINING_CLASS.items()}
-
-
-def training_class(layer_class):
-    """The class the prunable model trains a layer of `layer_class` as."""
-    return _TRAINING_CLASS.get(layer_class, layer_class)
-
-
-def plain_class(layer_class):
-    """The Keras class a stripped model gets back for `layer_class`."""
-    return _PLAIN_CLASS.get(layer_class, layer_class)
-
-
-handlers.register_like(FusedBatchNormalization, keras.layers.BatchNormalization)
+handlers.register_training_class(keras.layers.BatchNormalization, FusedBatchNormalization)

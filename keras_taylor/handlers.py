@@ -42,6 +42,32 @@ def register_like(layer_class, like):
     return register(layer_class, _REGISTRY[like])
 
 
+_TRAINING_CLASS = {}
+_PLAIN_CLASS = {}
+
+
+def register_training_class(plain_class, training_class):
+    """Trains `plain_class` layers as `training_class` inside the prunable model.
+
+    The training class computes the same thing faster (or cheaper to
+    mask); it is handled like `plain_class`, and `strip_pruning` turns it
+    back into `plain_class`, so stripped models hold no keras_taylor layers.
+    """
+    register_like(training_class, plain_class)
+    _TRAINING_CLASS[plain_class] = training_class
+    _PLAIN_CLASS[training_class] = plain_class
+
+
+def training_class(layer_class):
+    """The class the prunable model trains a layer of `layer_class` as."""
+    return _TRAINING_CLASS.get(layer_class, layer_class)
+
+
+def plain_class(layer_class):
+    """The Keras class a stripped model gets back for `layer_class`."""
+    return _PLAIN_CLASS.get(layer_class, layer_class)
+
+
 def get_handler(operation):
     """Returns the handler of `operation`'s exact type, or the blocker."""
     return _REGISTRY.get(type(operation), UNKNOWN)

@@ -7,14 +7,14 @@ import tensorflow as tf
 import keras
 from keras import tree
 
-from keras_taylor import accounting, batchnorm, handlers, scoring
+from keras_taylor import accounting, handlers, scoring
 from keras_taylor.errors import (
     InvalidArgumentError,
     NothingPrunableError,
     PruningStateError,
 )
 from keras_taylor.graph import ChannelGraph, Options, Rebuild, read_model, replay
-from keras_taylor.masking import ChannelMask, tap_masks
+from keras_taylor.masking import ChannelMask, bind_kernel_masks, tap_masks
 
 
 class _InsertMasks(Rebuild):
@@ -31,7 +31,7 @@ class _InsertMasks(Rebuild):
         self.producer = producer
 
     def layer_class(self, node):
-        return batchnorm.training_class(type(node.layer))
+        return handlers.training_class(type(node.layer))
 
     def wrap_input(self, node, k, value):
         if not handlers.get_handler(node.layer).consumes:
@@ -182,6 +182,7 @@ class TaylorPrunableModel(keras.Model):
                 self._mask_layers[node.layer.name] = node.layer
                 mask_units[node.layer.name] = graph.mask_points[node.index]
                 mask_shapes[node.layer.name] = node.input_shapes[0]
+        bind_kernel_masks(flat)
         self._tap_layout = scoring.tap_layout(mask_units, mask_shapes, spatial_reduction)
         self._mask_units = mask_units
         self._unit_primary = {u: layers[0] for u, layers in graph.unit_layers.items()}
@@ -372,12 +373,15 @@ class TaylorPrunableModel(keras.Model):
         # Compiled like Keras's own steps: eager Keras layers run a ResNet-20
         # batch 2-3x slower than a traced graph. One cached function (keyed
         # by what changes the graph) so alternating losses cannot pile up.
+        # Without AutoGraph, as Keras traces its own steps: the step has no
+        # tensor-dependent Python control flow, and converting the model's
+        # code took a fifth of the score step's tracing time.
         key = (id(loss), bool(training), y is None, sample_weight is None)
         if self._score_fn is None or self._score_fn[0] != key:
             def step(x, y, sample_weight):
                 self._score_step(x, y, sample_weight, loss, training)
 
-            self._score_fn = (key, tf.function(step, reduce_retracing=True))
+            self._score_fn = (key, tf.function(step, reduce_retracing=True, autograph=False))
         self._score_fn[1](x, y, sample_weight)
 
     def _score_step(self, x, y, sample_weight, loss, training):

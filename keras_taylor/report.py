@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 
-from keras_taylor import accounting, batchnorm, handlers
+from keras_taylor import accounting, handlers
 from keras_taylor.graph import ChannelGraph, Options, read_model
 
 COLUMNS = [
@@ -75,7 +75,7 @@ def analyze(model_or_pm, prune_dense=False):
         shape = node.output_shapes[0] if node.output_shapes else None
         rows.append({
             "name": node.name,
-            "type": batchnorm.plain_class(type(node.layer)).__name__,
+            "type": handlers.plain_class(type(node.layer)).__name__,
             "output_shape": _shrunk_shape(shape, graph, node, alive),
             "num_learnables": count.learnables,
             "learnables_reduction": (1 - count.learnables / original) if original else 0.0,

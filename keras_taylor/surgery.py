@@ -2,7 +2,7 @@
 
 import keras
 
-from keras_taylor import batchnorm, handlers
+from keras_taylor import handlers
 from keras_taylor.errors import UnsupportedModelError
 from keras_taylor.graph import Rebuild, replay, slice_weights
 from keras_taylor.masking import ChannelMask
@@ -27,7 +27,7 @@ class _Strip(Rebuild):
         return slice_weights(node, keep, node.layer.get_weights())
 
     def layer_class(self, node):
-        return batchnorm.plain_class(type(node.layer))
+        return handlers.plain_class(type(node.layer))
 
 
 def strip_pruning(model):
