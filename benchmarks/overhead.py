@@ -40,7 +40,7 @@ def measure(rounds=5, steps=20, batch=128):
 
     import keras
     import keras_taylor as kt
-    from keras_taylor import batchnorm, reference_models
+    from keras_taylor import handlers, reference_models
 
     keras.utils.set_random_seed(0)
     rng = np.random.default_rng(0)
@@ -48,7 +48,7 @@ def measure(rounds=5, steps=20, batch=128):
     y = rng.integers(0, 10, steps * batch)
     plain = reference_models.resnet20()
     same_layers = keras.models.clone_model(
-        plain, clone_function=lambda layer: batchnorm.training_class(type(layer)).from_config(layer.get_config()))
+        plain, clone_function=lambda layer: handlers.training_class(type(layer)).from_config(layer.get_config()))
     same_layers.set_weights(plain.get_weights())
     models = {"keras": plain, "plain": same_layers, "taylor": kt.TaylorPrunableModel(plain),
               "masked": kt.TaylorPrunableModel(plain)}
