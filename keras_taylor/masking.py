@@ -99,8 +99,8 @@ class ChannelMask(keras.layers.Layer):
 
     def _multiply(self, inputs):
         # While every channel is kept (a freshly wrapped or rebuilt model)
-        # the multiply and its gradient are skipped: on CPU they cost about
-        # 13% of a ResNet-20 training step.
+        # the multiply and its gradient are skipped: when every mask still
+        # multiplied, skipping took benchmarks/overhead from 1.11 to 1.055.
         return ops.cond(
             ops.all(self.mask > 0),
             lambda: tf.identity(inputs),
