@@ -18,6 +18,8 @@ them. Writes a table and docs/criteria.png.
 """
 
 import argparse
+import json
+import re
 import time
 
 from benchmarks import _common, _workloads  # noqa: F401  (_workloads first: offline data)
@@ -133,9 +135,9 @@ def verdicts(rows):
     out = []
     by = {(r["workload"], r["criterion"], r["target"]): r for r in aggregate(rows)}
     single = {(r["workload"], r["criterion"], r["target"], r["seed"]): r for r in rows}
-    seeds = sorted({r["seed"] for r in rows})
     large = [t for t in REDUCTIONS if t >= 0.5]
     for wl in dict.fromkeys(r["workload"] for r in rows):
+        seeds = sorted({r["seed"] for r in rows if r["workload"] == wl})
         for phase in PHASES:
             beats_random = [by[wl, "taylor", t][phase] > by[wl, "random", t][phase] for t in REDUCTIONS]
             beats_l1_large = [by[wl, "taylor", t][phase] >= by[wl, "l1", t][phase] for t in large]
@@ -206,7 +208,7 @@ def _mean_range(r, phase):
     return f"{100 * r[phase]:.2f} ({100 * low:.2f}-{100 * high:.2f})"
 
 
-def write_docs(rows, metas, quick):
+def write_docs(rows, metas, quick, origin=None):
     s = settings(quick)
     seeds = {wl: len({r["seed"] for r in rows if r["workload"] == wl}) for wl in dict.fromkeys(r["workload"] for r in rows)}
     seeds_text = ", ".join(f"{n} for {wl}" for wl, n in seeds.items())
@@ -234,6 +236,8 @@ def write_docs(rows, metas, quick):
         "## Criteria: Taylor vs L1-norm vs random",
         "",
         *_workloads.header(quick),
+        *([f"Measured by an earlier run, rebuilt from its printed output (`--from-log`): {origin}", ""]
+          if origin else []),
         "From each trained baseline, a criterion ranks the channel groups once and the lowest-ranked "
         "are pruned one-shot (`update_prunables(None, learnables_reduction=r)`) until the learnables "
         f"fall by r. Taylor: scores from {s['score_batches']} training batches of 128 "
@@ -268,6 +272,35 @@ def write_docs(rows, metas, quick):
     _common.write_section("criteria", "\n".join(lines))
 
 
+_ROW_LINE = re.compile(
+    r"^\[(?P<workload>[\w-]+)\] seed (?P<seed>\d+) (?P<criterion>\w+)\s+(?P<reduction>[\d.]+)% fewer learnables: "
+    r"one-shot\s+(?P<oneshot>[\d.]+)%\s+BN re-estimated\s+(?P<recalibrated>[\d.]+)%\s+fine-tuned\s+(?P<finetuned>[\d.]+)%")
+_BASELINE_LINE = re.compile(r"^\[(?P<workload>[\w-]+)\] (?:cached )?baseline.*accuracy (?P<accuracy>[\d.]+)%")
+
+
+def rows_from_log(text):
+    """The rows and baseline accuracies a full run printed (its targets in REDUCTIONS order).
+
+    For rewriting the docs from a finished run's output, e.g. when a run's
+    reporting failed after its measurements; figures are the printed ones
+    (two decimals of a percent).
+    """
+    rows, baselines, seen = [], {}, {}
+    for line in text.splitlines():
+        m = _ROW_LINE.match(line)
+        if m:
+            key = (m["workload"], int(m["seed"]), m["criterion"])
+            index = seen.get(key, 0)
+            seen[key] = index + 1
+            rows.append({"workload": key[0], "seed": key[1], "criterion": key[2], "target": REDUCTIONS[index],
+                         **{k: float(m[k]) / 100 for k in ("reduction", *PHASES)}})
+            continue
+        m = _BASELINE_LINE.match(line)
+        if m:
+            baselines[m["workload"]] = float(m["accuracy"]) / 100
+    return rows, baselines
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
@@ -276,6 +309,10 @@ def main(argv=None):
     parser.add_argument("--normalize", choices=("default", "true", "false"), default="default",
                         help="override TaylorPrunableModel's normalize (diagnostics only)")
     parser.add_argument("--spatial", choices=("default", "mean", "sum"), default="default")
+    parser.add_argument("--from-log", metavar="FILE",
+                        help="measure nothing: rebuild the tables from the output of an earlier full run")
+    parser.add_argument("--origin", default=None,
+                        help="with --from-log: the run that printed it (code, date), quoted in the docs")
     parser.add_argument("--seeds", type=int, default=None,
                         help="repeats with different data draws, every workload (default: "
                              + ", ".join(f"{n} for {wl}" for wl, n in FULL_SEEDS.items()) + "; quick 1)")
@@ -294,11 +331,21 @@ def main(argv=None):
     if args.only in (None, "mnist"):
         workloads.append(_workloads.digits_mnist(args.quick))
     rows, metas = [], []
-    for w in workloads:
+    if args.from_log:
+        with open(args.from_log) as f:
+            rows, baselines = rows_from_log(f.read())
+        names = {r["workload"] for r in rows}
+        workloads = [w for w in workloads if w.name in names]
+        metas = [f"{w.describe()}: baseline accuracy {100 * baselines[w.name]:.2f}%" for w in workloads]
+    for w in workloads if not args.from_log else ():
         seeds = args.seeds if args.seeds is not None else (1 if args.quick else FULL_SEEDS.get(w.name, 3))
         r, meta = run_workload(w, args.quick, options, seeds=range(seeds))
         rows += r
         metas.append(f"{w.describe()}: baseline accuracy {100 * meta['accuracy']:.2f}%")
+        # Kept so that a failure in the reporting below loses no measurement.
+        raw = _workloads.CACHE / "criteria_rows.json"
+        raw.parent.mkdir(parents=True, exist_ok=True)
+        raw.write_text(json.dumps(rows))
     for x in verdicts(rows):
         print(f"{x['workload']} {x['phase']}: Taylor > random {x['beats_random']} "
               f"(smallest margin {x['random_closest']} points), "
@@ -306,7 +353,8 @@ def main(argv=None):
               f"single runs {x['l1_pairs']})")
     if not args.no_docs and not options:
         plot(rows, _common.DOCS / "criteria.png")
-        write_docs(rows, metas, args.quick)
+        write_docs(rows, metas, args.quick,
+                   origin=(args.origin or "run not named") if args.from_log else None)
     n_seeds = {wl: len({r["seed"] for r in rows if r["workload"] == wl}) for wl in dict.fromkeys(r["workload"] for r in rows)}
     summary = [{"benchmark": "criteria", "what": f"{x['workload']}, {PHASE_TITLES[x['phase']]}",
                 "result": f"Taylor > random {x['beats_random']}, Taylor >= L1 at 50/70% {x['beats_l1_large']} "
