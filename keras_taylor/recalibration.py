@@ -5,9 +5,9 @@ Pruning a filter changes what every later layer sees, but a
 variance of the unpruned network. Those stale statistics, not the loss of
 the filters, cost most of the accuracy a pruned network shows before it is
 fine-tuned: on MATLAB's digits CNN at 70% fewer learnables, Taylor pruning
-kept 26% test accuracy with the old statistics and 82% once they were
-re-estimated from ten training batches, with no weight trained (see the
-criteria benchmark in docs/benchmarks.md). Fine-tuning updates the
+kept 25% test accuracy with the old statistics and 71% once they were
+re-estimated from ten training batches, with no weight trained (means of 10
+seeds; the criteria benchmark in docs/benchmarks.md). Fine-tuning updates the
 statistics too, but slowly (Keras's default momentum 0.99 keeps 85% of the
 old value after 16 steps), so a short fine-tuning epoch is also validated
 with stale statistics unless they are re-estimated first.
