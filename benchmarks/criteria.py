@@ -34,10 +34,10 @@ CRITERIA = ("taylor", "l1", "random")
 CRITERION_OPTIONS = {"l1": {"normalize": True}, "random": {"normalize": False}}
 REDUCTIONS = (0.1, 0.3, 0.5, 0.7)
 # Seeds per workload in a full run. Without fine-tuning, the digits CNN's
-# large cuts leave collapsed networks whose accuracy swings by 20 points from
-# one random ranking to the next; with 3 seeds the 70% cell ranked Taylor
-# below random, with 10 above (2026-12-01, docs/benchmarks.md). Its seeds
-# cost about 80 s each, ResNet-20's about 330 s.
+# large cuts leave collapsed networks whose accuracy swings by tens of points
+# from one random ranking to the next (10-44% at 70%); with 3 seeds the 70%
+# cell ranked Taylor below random, with 10 above (2026-12-01,
+# docs/benchmarks.md). Its seeds cost about 80 s each, ResNet-20's about 390 s.
 FULL_SEEDS = {"resnet20-cifar10": 3, "digits-mnist": 10}
 
 
