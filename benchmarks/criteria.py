@@ -130,14 +130,21 @@ def aggregate(rows):
     return out
 
 
+def seeds_per_workload(rows):
+    """Workload name -> the sorted seeds its rows hold, in the rows' workload order."""
+    seeds = {}
+    for r in rows:
+        seeds.setdefault(r["workload"], set()).add(r["seed"])
+    return {wl: sorted(s) for wl, s in seeds.items()}
+
+
 def verdicts(rows):
     """Where Taylor's mean over seeds beats random (all) and L1 (at 50/70%)."""
     out = []
     by = {(r["workload"], r["criterion"], r["target"]): r for r in aggregate(rows)}
     single = {(r["workload"], r["criterion"], r["target"], r["seed"]): r for r in rows}
     large = [t for t in REDUCTIONS if t >= 0.5]
-    for wl in dict.fromkeys(r["workload"] for r in rows):
-        seeds = sorted({r["seed"] for r in rows if r["workload"] == wl})
+    for wl, seeds in seeds_per_workload(rows).items():
         for phase in PHASES:
             beats_random = [by[wl, "taylor", t][phase] > by[wl, "random", t][phase] for t in REDUCTIONS]
             beats_l1_large = [by[wl, "taylor", t][phase] >= by[wl, "l1", t][phase] for t in large]
@@ -210,8 +217,7 @@ def _mean_range(r, phase):
 
 def write_docs(rows, metas, quick, origin=None):
     s = settings(quick)
-    seeds = {wl: len({r["seed"] for r in rows if r["workload"] == wl}) for wl in dict.fromkeys(r["workload"] for r in rows)}
-    seeds_text = ", ".join(f"{n} for {wl}" for wl, n in seeds.items())
+    seeds_text = ", ".join(f"{len(s)} for {wl}" for wl, s in seeds_per_workload(rows).items())
     table = _common.markdown_table(
         ["workload", "target reduction", "criterion", "actual learnables reduction %",
          "acc. no fine-tuning %", "acc. no fine-tuning, BN re-estimated %", "acc. after fine-tuning %"],
@@ -255,7 +261,7 @@ def write_docs(rows, metas, quick, origin=None):
         "table gives, for each phase, the reduction where Taylor's lead over random is smallest, with "
         "the standard error of that difference over seeds. Without fine-tuning the large cuts leave "
         "collapsed networks whose accuracy swings by tens of points between random rankings, so the "
-        "cheap digits workload runs 10 seeds (with 3, its 70% cell without fine-tuning once ranked "
+        f"cheap digits workload runs {FULL_SEEDS['digits-mnist']} seeds in a full run (with 3, its 70% cell without fine-tuning once ranked "
         "Taylor 22.0% below random 28.8%). One seed moves "
         "fine-tuned accuracy by several points (1017 test images; one image is 0.1 point), so a "
         "single run cannot rank criteria that are a point apart."
@@ -334,18 +340,19 @@ def main(argv=None):
     if args.from_log:
         with open(args.from_log) as f:
             rows, baselines = rows_from_log(f.read())
-        names = {r["workload"] for r in rows}
-        workloads = [w for w in workloads if w.name in names]
-        metas = [f"{w.describe()}: baseline accuracy {100 * baselines[w.name]:.2f}%" for w in workloads]
-    for w in workloads if not args.from_log else ():
-        seeds = args.seeds if args.seeds is not None else (1 if args.quick else FULL_SEEDS.get(w.name, 3))
-        r, meta = run_workload(w, args.quick, options, seeds=range(seeds))
-        rows += r
-        metas.append(f"{w.describe()}: baseline accuracy {100 * meta['accuracy']:.2f}%")
-        # Kept so that a failure in the reporting below loses no measurement.
-        raw = _workloads.CACHE / "criteria_rows.json"
-        raw.parent.mkdir(parents=True, exist_ok=True)
-        raw.write_text(json.dumps(rows))
+        measured = seeds_per_workload(rows)
+        metas = [f"{w.describe()}: baseline accuracy {100 * baselines[w.name]:.2f}%"
+                 for w in workloads if w.name in measured]
+    else:
+        for w in workloads:
+            seeds = args.seeds if args.seeds is not None else (1 if args.quick else FULL_SEEDS.get(w.name, 3))
+            r, meta = run_workload(w, args.quick, options, seeds=range(seeds))
+            rows += r
+            metas.append(f"{w.describe()}: baseline accuracy {100 * meta['accuracy']:.2f}%")
+            # Kept so that a failure in the reporting below loses no measurement.
+            raw = _workloads.CACHE / "criteria_rows.json"
+            raw.parent.mkdir(parents=True, exist_ok=True)
+            raw.write_text(json.dumps(rows))
     for x in verdicts(rows):
         print(f"{x['workload']} {x['phase']}: Taylor > random {x['beats_random']} "
               f"(smallest margin {x['random_closest']} points), "
@@ -355,7 +362,7 @@ def main(argv=None):
         plot(rows, _common.DOCS / "criteria.png")
         write_docs(rows, metas, args.quick,
                    origin=(args.origin or "run not named") if args.from_log else None)
-    n_seeds = {wl: len({r["seed"] for r in rows if r["workload"] == wl}) for wl in dict.fromkeys(r["workload"] for r in rows)}
+    n_seeds = {wl: len(s) for wl, s in seeds_per_workload(rows).items()}
     summary = [{"benchmark": "criteria", "what": f"{x['workload']}, {PHASE_TITLES[x['phase']]}",
                 "result": f"Taylor > random {x['beats_random']}, Taylor >= L1 at 50/70% {x['beats_l1_large']} "
                           f"(smallest Taylor - random {x['random_closest']}; Taylor - L1 {x['l1_margin']} "
