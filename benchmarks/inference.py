@@ -119,13 +119,15 @@ def misses_beyond_reach(ratios, split):
 
 
 def beyond_sentence(ratios, beyond):
+    """' Of the N below 0.8, M lie beyond ...': the verdict's note on its misses ('' without misses)."""
     misses = sum(x[5] < TARGET for x in ratios)
     if not misses:
         return ""
-    return (f" Of the {misses} below {TARGET}, {len(beyond)} lie beyond their runtime's reach (table "
-            "'Where the time goes'): " + "; ".join(
-                f"{a} {b} {c.replace('_b', ' batch ')} (FLOPs ratio {e:.2f})" for a, b, c, _, e, _ in beyond)
-            + "." if beyond else f" Of the {misses} below {TARGET}, none lies beyond its runtime's reach.")
+    if not beyond:
+        return f" Of the {misses} below {TARGET}, none lies beyond its runtime's reach."
+    cells = "; ".join(f"{a} {b} {c.replace('_b', ' batch ')} (FLOPs ratio {e:.2f})" for a, b, c, _, e, _ in beyond)
+    return (f" Of the {misses} below {TARGET}, {len(beyond)} lie beyond their runtime's reach "
+            f"(table 'Where the time goes'): {cells}.")
 
 
 def reference_range(results):
