@@ -72,7 +72,7 @@ def test_misses_beyond_reach_counts_only_misses_past_their_runtime_reach():
     split = inference.latency_split(results, ("keras_b1",))
     beyond = inference.misses_beyond_reach(ratios, split)
     assert [(r[1], r[2]) for r in beyond] == [("50%", "keras_b1")]
-    assert "1 lie beyond" in inference.beyond_sentence(ratios, beyond)
+    assert "1 lies beyond its runtime's reach" in inference.beyond_sentence(ratios, beyond)
     # A miss inside the reach is not excused: slow the 30% model down below the target.
     results["net"]["30%"]["keras_b1"] *= 1.3
     ratios = inference.speedup_ratios(results, ("keras_b1",))
