@@ -1,10 +1,12 @@
 """`TaylorPruningCallback`: pruning on a schedule inside `model.fit`."""
 
 import numbers
+import warnings
 
 import keras
 from keras.src.utils import io_utils
 
+from keras_taylor import workflow_checks
 from keras_taylor.errors import InvalidArgumentError, PruningStateError, UnsupportedModelError
 from keras_taylor.recalibration import check_data, check_positive_int, recalibrate_batch_norm
 
@@ -18,6 +20,26 @@ class TaylorPruningCallback(keras.callbacks.Callback):
     the logs, so they show in the progress bar, in `History` and, for
     callbacks listed after this one (TensorBoard, EarlyStopping,
     ModelCheckpoint), in theirs.
+
+    Every event happens after a training step and before the validation that
+    follows it: `frequency="epoch"` prunes after the epoch's last training
+    step, before Keras validates. So each epoch's `val_*` scores, its
+    `num_learnables` and the model that `ModelCheckpoint(save_best_only=True)`
+    saves or `EarlyStopping(restore_best_weights=True)` restores are one and
+    the same model (the masks are weights, so they are saved and restored
+    with it). Where an epoch's length is unknown (a dataset of unknown
+    cardinality, in its first epoch), the event waits for the start of the
+    next epoch instead, so it is trained and validated before it is logged.
+
+    Steps are the optimizer's training steps: with
+    `compile(steps_per_execution=k)` Keras calls back once every k steps, and
+    the events due within those k steps happen together at the call
+    (`frequency=4` with k=5 still prunes 5 events' worth in 20 steps).
+
+    The callback refuses to prune by non-finite Taylor scores (NaN or Inf
+    gradients): it warns, stops pruning and sets `done_reason`.
+    `recalibration_data` is checked for NaN/Inf in its first batches when
+    the callback is made.
 
     Args:
         frequency: `"epoch"` to prune at the end of every epoch, or a positive
@@ -91,6 +113,7 @@ class TaylorPruningCallback(keras.callbacks.Callback):
         if recalibration_data is not None:
             # Checked now, not at the first pruning event hours into fit.
             check_data(recalibration_data, "recalibration_data")
+            workflow_checks.check_finite_data(recalibration_data, "recalibration_data")
         self.recalibration_data = recalibration_data
         self.recalibration_batches = int(recalibration_batches)
         self.frequency = frequency
@@ -121,6 +144,8 @@ class TaylorPruningCallback(keras.callbacks.Callback):
         else:
             self._per_event = max(1, int(round(self.amount * self.model.num_prunables)))
         self._epoch_pruned = 0
+        self._epoch_start = self._step
+        self._pending = False
         self._refresh()
 
     def _refresh(self):
@@ -134,13 +159,22 @@ class TaylorPruningCallback(keras.callbacks.Callback):
             return False
         return self.stop_step is None or step < self.stop_step
 
-    def _prune(self):
+    def _prune(self, events=1):
         if self.goal is not None and self._stats["learnables_reduction"] >= self.goal:
             self.done_reason = "learnables reduction goal reached"
             return
         if self.model.criterion == "taylor" and float(self.model.score_count.numpy()) <= 0:
             return  # nothing scored since the last event
-        pruned = self.model.update_prunables(self._per_event)
+        if self.model.criterion == "taylor" and not workflow_checks.scores_finite(self.model):
+            self.done_reason = "non-finite Taylor scores (NaN or Inf gradients): pruning stopped"
+            warnings.warn(
+                f"TaylorPruningCallback: the Taylor scores of '{self.model.name}' are non-finite at "
+                f"step {self._step} (the loss or its gradients became NaN or Inf), so nothing is pruned "
+                "by them; pruning stops.",
+                stacklevel=2,
+            )
+            return
+        pruned = self.model.update_prunables(self._per_event * events)
         if pruned == 0:
             self.done_reason = "no prunable filters left"
             return
@@ -150,16 +184,36 @@ class TaylorPruningCallback(keras.callbacks.Callback):
         self._epoch_pruned += pruned
         self.events.append((self._step, pruned, self._stats["learnables_reduction"]))
 
-    def on_train_batch_end(self, batch, logs=None):
-        self._step += 1
-        if self.frequency != "epoch" and self._step % self.frequency == 0 and self._due(self._step):
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_start = self._step
+        if self._pending:
+            # The previous epoch's length was unknown, so its event could not
+            # come before its validation; it comes before this epoch's steps.
+            self._pending = False
             self._prune()
+
+    def on_train_batch_end(self, batch, logs=None):
+        # `batch` is the last step this call covers: with
+        # steps_per_execution > 1 Keras calls back once per several steps.
+        before, self._step = self._step, self._epoch_start + int(batch) + 1
+        if self.frequency == "epoch":
+            steps = (self.params or {}).get("steps")
+            if steps is not None and int(batch) + 1 >= steps and self._due(self._step):
+                # Before Keras validates the epoch: the scores logged for it
+                # are then the pruned model's.
+                self._prune()
+        else:
+            due = [s for s in range((before // self.frequency + 1) * self.frequency, self._step + 1, self.frequency)
+                   if self._due(s)]
+            if due:
+                self._prune(events=len(due))
         if logs is not None:
             logs.update(self._stats)
 
     def on_epoch_end(self, epoch, logs=None):
-        if self.frequency == "epoch" and self._due(self._step):
-            self._prune()
+        steps = (self.params or {}).get("steps")
+        if self.frequency == "epoch" and steps is None and self._due(self._step):
+            self._pending = True
         if logs is not None:
             logs.update(self._stats)
         if self.verbose and self._epoch_pruned:
@@ -170,3 +224,8 @@ class TaylorPruningCallback(keras.callbacks.Callback):
                 f"({100 * self._stats['learnables_reduction']:.1f}% fewer)."
             )
         self._epoch_pruned = 0
+
+    def on_train_end(self, logs=None):
+        # EarlyStopping(restore_best_weights=True) may have put back an
+        # earlier epoch's weights and masks.
+        self._refresh()

@@ -264,8 +264,19 @@ def _load_data(path, model, batch_size, val_split, seed=0):
                 raise CommandError(f"'{path}' must hold arrays x_train and y_train (found: {', '.join(f.files)})")
             train = (f["x_train"], f["y_train"])
             val = (f["x_val"], f["y_val"]) if "x_val" in f and "y_val" in f else None
+        _check_finite(path, dict(x_train=train[0], y_train=train[1], **(dict(x_val=val[0], y_val=val[1]) if val else {})))
         return train, val
     raise CommandError(f"--data '{path}' is neither an .npz file nor an image folder")
+
+
+def _check_finite(path, arrays):
+    """NaN or Inf in the data would corrupt the weights: refused before any training."""
+    import numpy as np
+
+    for name, array in arrays.items():
+        if array.dtype.kind in "fc" and not np.isfinite(array).all():
+            count = int((~np.isfinite(array)).sum())
+            raise CommandError(f"--data '{path}': {name} holds {count} non-finite value(s) (NaN or Inf); clean them first")
 
 
 def run_compress(args):

@@ -13,6 +13,7 @@ while a masked model computes exactly what the stripped one does.
 import dataclasses
 import math
 import random
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -26,6 +27,8 @@ from keras.src.utils import io_utils, rng_utils
 
 from keras_taylor import checkpoint
 from keras_taylor import data as data_utils
+from keras_taylor import workflow_checks
+from keras_taylor.compile_settings import compile_settings, compile_with
 from keras_taylor.errors import InvalidArgumentError, PruningStateError
 from keras_taylor.graph import read_model
 from keras_taylor.model import TaylorPrunableModel
@@ -39,7 +42,8 @@ _LOWER_IS_BETTER = ("loss", "error", "mse", "mae", "mape", "msle", "hinge", "cro
 GOAL_REACHED = "Learnables reduction goal reached."
 THRESHOLD_REACHED = "Validation metric threshold reached."
 NOTHING_PRUNABLE = "No more prunable filters."
-NON_FINITE = "Non-finite loss during fine-tuning."
+NON_FINITE = "Non-finite loss, weights or scores during fine-tuning."
+BASELINE_MISSES = "The unpruned model already misses the validation threshold."
 MAX_ITERATIONS = "Maximum number of iterations reached."
 
 # Scoring without score_batches stops when the groups the next step would
@@ -160,12 +164,16 @@ class _FineTuneMonitor(keras.callbacks.Callback):
         self.non_finite = False
         self._epoch = 0
         self._step = 0
+        self._epoch_start = 0
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
+        self._epoch_start = self._step
 
     def on_train_batch_end(self, batch, logs=None):
-        self._step += 1
+        # `batch` is the last step of the call: with steps_per_execution > 1
+        # Keras calls back once per several steps.
+        self._step = self._epoch_start + int(batch) + 1
         logs = dict(logs or {})
         self.steps.append(dict(iteration=self.iteration, epoch=self._epoch + 1, step=self._step, **logs))
         loss = logs.get("loss")
@@ -229,6 +237,11 @@ def compress(
     checkpoint_dir=None,
     rebuild_threshold="auto",
     recalibration_batches=10,
+    steps_per_epoch=None,
+    validation_steps=None,
+    class_weight=None,
+    mode="auto",
+    prune_frozen=True,
 ):
     """Compresses `model` by iterative Taylor pruning and fine-tuning.
 
@@ -332,19 +345,24 @@ def compress(
     # A subclassed or unbuilt model must fail here, with the reason, before
     # the data checks read its (missing) inputs.
     read_model(model, "model")
+    workflow_checks.check_train_step(model)
+    workflow_checks.check_mode(mode)
+    workflow_checks.check_class_weight(class_weight)
     if not getattr(model, "compiled", False) or getattr(model, "optimizer", None) is None:
         raise PruningStateError(
             f"model '{model.name}' is not compiled: compress fine-tunes with the "
             "model's own loss, optimizer and metrics, so call "
             "model.compile(optimizer, loss, metrics) first."
         )
-    compile_config = model.get_compile_config()
+    workflow_checks.check_has_loss(model)
+    settings = compile_settings(model)
     train = data_utils.as_dataset(ds, batch_size, shuffle=True, name="ds", seed=_iteration_seed(seed, 1))
     data_utils.check_matches(model, train, "ds")
     val = None
     if validation_data is not None:
         val = data_utils.as_dataset(validation_data, batch_size, shuffle=False, name="validation_data")
         data_utils.check_matches(model, val, "validation_data")
+    val = workflow_checks.check_compress_data(ds, train, validation_data, val, steps_per_epoch, validation_steps)
     say = io_utils.print_msg if verbose else (lambda *a, **k: None)
     metric = metric or "loss"
     minimize = lower_is_better(metric)
@@ -356,6 +374,8 @@ def compress(
             validation_threshold=validation_threshold, metric=metric, output=output, criterion=criterion,
             normalize=normalize, prune_dense=prune_dense, batch_size=batch_size, max_iterations=max_iterations,
             seed=seed, rebuild_threshold=rebuild_threshold, recalibration_batches=recalibration_batches, ds=checkpoint.data_fingerprint(ds),
+            steps_per_epoch=steps_per_epoch, validation_steps=validation_steps, mode=mode, prune_frozen=bool(prune_frozen),
+            class_weight=None if class_weight is None else {str(k): float(v) for k, v in class_weight.items()},
             validation_data=checkpoint.data_fingerprint(validation_data),
             **checkpoint.model_fingerprint(model),
         )
@@ -372,9 +392,9 @@ def compress(
         started = planner.clock() if started is None else started
         pm = TaylorPrunableModel(
             m, criterion=criterion, normalize=normalize, prune_dense=prune_dense,
-            seed=_iteration_seed(seed, iteration),
+            seed=_iteration_seed(seed, iteration), prune_frozen=prune_frozen,
         )
-        pm.compile_from_config(compile_config)
+        compile_with(pm, settings, f"model '{model.name}'")
         # Fresh scores are taken before every step, so fine-tuning need not
         # gather any.
         pm.gather_scores = criterion == "taylor" and score_batches is None
@@ -387,10 +407,13 @@ def compress(
         return pm, fresh
 
     best_model, best_state = None, None
+    minimize = True
     _seed_tensorflow(seed)
     if state is None:
         _reseed(seed, 0)
         pm, fresh_optimizer = wrap(model, 0)
+        minimize = workflow_checks.resolve_metric(pm, val if val is not None else train, metric, mode, val is not None)
+        _say_unreachable_goal(pm, goal, say)
         state = dict(
             iteration=0, original=int(pm.original_learnables), need_fresh_scores=True,
             best_iteration=0, stop_reason=None, val_rows=[], train_rows=[],
@@ -401,12 +424,14 @@ def compress(
             baseline_loss, baseline_value = planner.timed(TEST, _evaluate, pm, val, metric)
             if validation_threshold is not None and not _meets(baseline_value, validation_threshold, minimize):
                 say(f"The unpruned model already misses the threshold ({metric} {baseline_value:.4g}).")
+                state["stop_reason"] = BASELINE_MISSES
             state["val_rows"].append(dict(iteration=0, step=0, loss=baseline_loss, metric=baseline_value, is_final=True))
     else:
         if state["best_iteration"]:
             best_model = ckpt.load_model("best")
         if state["stop_reason"] is None:
             pm, fresh_optimizer = wrap(ckpt.load_model("current"), state["iteration"])
+            minimize = workflow_checks.resolve_metric(pm, val if val is not None else train, metric, mode, val is not None)
             scores = ckpt.load_arrays("scores")
             if "unit_alive" in scores:
                 pm.set_unit_alive(scores["unit_alive"] > 0.5)
@@ -446,10 +471,15 @@ def compress(
                     planner.timed(SCORE, pm.update_score, x, y, sample_weight=weight)
 
             if score_batches is None:
-                score_until_settled(pm, _batches(train, None), step, score)
+                # One pass at most: steps_per_epoch batches of a dataset that never ends.
+                score_until_settled(pm, _batches(train, steps_per_epoch), step, score)
             else:
                 for batch in _batches(train, score_batches):
                     score(*batch)
+        if criterion == "taylor" and not workflow_checks.scores_finite(pm):
+            say("The Taylor scores are non-finite (NaN or Inf gradients): not pruning by them.")
+            state["stop_reason"] = NON_FINITE
+            break
         pruned = pm.update_prunables(None, learnables_reduction=step)
         if pruned == 0:
             state["stop_reason"] = NOTHING_PRUNABLE
@@ -478,6 +508,7 @@ def compress(
         if fine_tune_epochs:
             pm.fit(
                 train, epochs=fine_tune_epochs, validation_data=val, shuffle=False,
+                steps_per_epoch=steps_per_epoch, class_weight=class_weight,
                 callbacks=[monitor] + recalibration + [planner.callback()] + list(callbacks or []), verbose=verbose,
             )
             train_rows.extend(_jsonable(row) for row in monitor.steps)
@@ -489,7 +520,10 @@ def compress(
         planner.iteration_done()
         pruning_rows.append(dict(iteration=iteration, num_learnables=int(pm.num_learnables), learnables_reduction=float(reduction)))
         state["iteration"] = iteration
-        if monitor.non_finite:
+        corrupt = workflow_checks.non_finite_weights(pm.net)
+        if monitor.non_finite or corrupt:
+            if corrupt:
+                say(f"Non-finite weights after fine-tuning in layers {corrupt}; returning the last good model.")
             state["stop_reason"] = NON_FINITE
             break
         final = [r for r in val_rows if r["iteration"] == iteration and r["is_final"]]
@@ -522,9 +556,9 @@ def compress(
         best_pm.set_weights(weights)  # masks and unit_alive too
         best_model = strip_pruning(best_pm)
     if best_model is None:
-        best_model, best_iteration = _copy_compiled(model, compile_config), 0
+        best_model, best_iteration = _copy_compiled(model, settings), 0
     else:
-        best_model.compile_from_config(compile_config)
+        compile_with(best_model, settings, f"model '{model.name}'")
     pruned_layers = _pruned_layers(model, best_model)
     info = PruningInfo(
         pruning_history=pd.DataFrame(pruning_rows, columns=["iteration", "num_learnables", "learnables_reduction"]),
@@ -657,11 +691,23 @@ def _batches(dataset, limit):
         yield tuple(batch) if isinstance(batch, (tuple, list)) else (batch, None)
 
 
-def _copy_compiled(model, compile_config):
+def _copy_compiled(model, settings):
     copy = keras.models.clone_model(model)
     copy.set_weights(model.get_weights())
-    copy.compile_from_config(compile_config)
-    return copy
+    return compile_with(copy, settings, f"model '{model.name}'")
+
+
+def _say_unreachable_goal(pm, goal, say):
+    """Warns at the start when `goal` lies beyond what filter pruning can remove."""
+    reachable = workflow_checks.max_learnables_reduction(pm)
+    if goal > reachable + 1e-9:
+        message = (
+            f"goal {goal:g} is above the most filter pruning can remove from this model "
+            f"({reachable:.1%} of its learnables, one channel left per layer): compress will stop "
+            "with 'No more prunable filters.' before reaching it."
+        )
+        warnings.warn(message, stacklevel=3)
+        say(message)
 
 
 def _pruned_layers(original, pruned):

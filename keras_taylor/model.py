@@ -7,7 +7,7 @@ import tensorflow as tf
 import keras
 from keras import tree
 
-from keras_taylor import accounting, handlers, scoring
+from keras_taylor import accounting, handlers, scoring, workflow_checks
 from keras_taylor.errors import (
     InvalidArgumentError,
     NothingPrunableError,
@@ -73,6 +73,21 @@ def nothing_prunable_error(channel_graph, where="model"):
     return NothingPrunableError(message, blockers)
 
 
+def _leave_frozen_alone(graph):
+    """Marks every channel group that touches a frozen layer with weights unprunable."""
+    for node in graph.flat.nodes:
+        layer = node.layer
+        if layer.trainable or not layer.weights or isinstance(layer, ChannelMask):
+            continue
+        reason = (node.name, "it is frozen (trainable=False) and prune_frozen=False")
+        for tid in list(node.inputs) + list(node.outputs):
+            for u in np.unique(graph.tensor_units.get(tid, [])):
+                graph.unit_prunable[u] = False
+                reasons = graph.unit_reasons.setdefault(int(u), [])
+                if reason not in reasons:
+                    reasons.append(reason)
+
+
 @keras.saving.register_keras_serializable(package="keras_taylor")
 class TaylorPrunableModel(keras.Model):
     """A Keras model whose conv filters can be scored and masked.
@@ -105,6 +120,13 @@ class TaylorPrunableModel(keras.Model):
             always sliced where they consume or are coupled to pruned groups).
         prune_separable: prune the pointwise filters of SeparableConv layers.
         seed: seed of the `"random"` criterion.
+        prune_frozen: True (default) prunes layers with `trainable=False`
+            like any other (transfer learning: a frozen backbone is pruned,
+            sliced and counted in the learnables, though fit does not train
+            it). False leaves every channel group that touches a frozen
+            layer holding weights (its filters, its input channels, a frozen
+            batch norm's channels) unpruned, so frozen layers keep their
+            exact weights.
 
     Example:
 
@@ -129,6 +151,7 @@ class TaylorPrunableModel(keras.Model):
         prune_dense=False,
         prune_separable=True,
         seed=None,
+        prune_frozen=True,
         **kwargs,
     ):
         if criterion not in scoring.CRITERIA:
@@ -144,6 +167,8 @@ class TaylorPrunableModel(keras.Model):
         flat = read_model(model, "model")
         if not any(isinstance(n.layer, ChannelMask) for n in flat.nodes):
             original = ChannelGraph(flat, options)
+            if not prune_frozen:
+                _leave_frozen_alone(original)
             if not original.prunable_units.size:
                 raise nothing_prunable_error(original, f"model '{model.name}'")
             model = replay(flat, _InsertMasks(original), name=model.name)
@@ -159,6 +184,9 @@ class TaylorPrunableModel(keras.Model):
         self.reseed(seed)
         self._flat = flat
         self.channel_graph = ChannelGraph(flat, options)
+        self.prune_frozen = bool(prune_frozen)
+        if not self.prune_frozen:
+            _leave_frozen_alone(self.channel_graph)
         graph = self.channel_graph
         if not graph.prunable_units.size:
             raise nothing_prunable_error(graph, f"model '{model.name}'")
@@ -187,6 +215,7 @@ class TaylorPrunableModel(keras.Model):
         self._mask_units = mask_units
         self._unit_primary = {u: layers[0] for u, layers in graph.unit_layers.items()}
         self._score_fn = None
+        self._finite_checks_left = workflow_checks.FIRST_BATCHES
         self._gather_scores = True
         self.built = True
 
@@ -204,6 +233,7 @@ class TaylorPrunableModel(keras.Model):
             "prune_dense": self.prune_dense,
             "prune_separable": self.prune_separable,
             "seed": self.seed,
+            "prune_frozen": self.prune_frozen,
         }
 
     @classmethod
@@ -359,8 +389,17 @@ class TaylorPrunableModel(keras.Model):
             training: run the forward pass in training mode.
         """
         if loss is None and getattr(self, "_compile_loss", None) is None:
+            where = "compiled without a loss" if getattr(self, "compiled", False) else "not compiled"
             raise PruningStateError(
-                "update_score needs a loss: pass loss=... or compile() the model."
+                f"update_score needs a loss: '{self.name}' is {where}; pass loss=... "
+                "(or compile the model with loss=...)."
+            )
+        if self._finite_checks_left > 0:
+            # The first batches only: reading every batch back from the
+            # device would cost a sync per step.
+            self._finite_checks_left -= 1
+            workflow_checks.check_finite_data(
+                (x, y) if sample_weight is None else (x, y, sample_weight), "update_score"
             )
         if loss is not None and not callable(loss):
             loss = keras.losses.get(loss)

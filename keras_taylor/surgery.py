@@ -1,5 +1,7 @@
 """`strip_pruning`: the physically smaller plain Keras model."""
 
+import warnings
+
 import keras
 
 from keras_taylor import handlers
@@ -74,16 +76,24 @@ def strip_pruning(model):
 
 
 def compile_like(new, old):
-    """Compiles `new` with `old`'s compile config, when there is one."""
-    if not getattr(old, "compiled", False):
+    """Compiles `new` with the loss, metric and optimizer objects `old` was compiled with.
+
+    The objects themselves are reused (optimizer and metric objects copied
+    fresh), not a config round trip, so losses written as plain Python
+    functions, `Loss` subclasses and lambdas carry over. What cannot be
+    carried over is said in a warning, and `new` is returned uncompiled.
+    """
+    from keras_taylor.compile_settings import compile_settings, compile_with
+
+    settings = compile_settings(old)
+    if settings is None:
         return new
     try:
-        config = old.get_compile_config()
-    except Exception:
-        return new
-    if config is not None:
-        try:
-            new.compile_from_config(config)
-        except Exception:  # An uncompilable config must not lose the model.
-            pass
+        compile_with(new, settings, f"'{old.name}'")
+    except Exception as exc:  # the model itself must not be lost
+        warnings.warn(
+            f"the model returned for '{old.name}' is not compiled: its compile settings could not "
+            f"be carried over ({' '.join(str(exc).split())[:300]}). Call compile() on it.",
+            stacklevel=3,
+        )
     return new
