@@ -249,14 +249,27 @@ def compress(
     original learnables, fine-tunes for `fine_tune_epochs` and validates.
     Pruning stops at the `goal`, when the validation metric crosses
     `validation_threshold` (a loss rising above it, an accuracy-like metric
-    falling below it), when nothing is prunable, or on a non-finite loss.
-    With a threshold, the model returned is the most compressed one that met
-    it (the original model if the first iteration already fails).
+    falling below it), when nothing is prunable, or on non-finite values (a
+    loss, weights or batch-norm statistics after fine-tuning, or Taylor
+    scores). With a threshold, the model returned is the most compressed one
+    that met it (the original model if the first iteration already fails,
+    or if the unpruned model already misses it: then nothing is pruned). A
+    model with non-finite weights is never returned. A `goal` above what
+    filter pruning can reach is said at the start (a `UserWarning`).
+
+    Before any training, `compress` refuses (with an error naming the
+    argument): a dataset that never ends without `steps_per_epoch` /
+    `validation_steps`; NaN or Inf in the arrays, or in the first 2 batches
+    of a dataset; a model whose class overrides `train_step` (see
+    docs/errors.md, "A model with its own train_step"); a model compiled
+    without a loss; a `metric` the model does not compute.
 
     Args:
-        model: a compiled functional or Sequential `keras.Model` (its loss,
-            optimizer config and metrics are used for fine-tuning). Not
-            modified.
+        model: a compiled functional or Sequential `keras.Model`. Its own
+            loss, metric and optimizer objects are used for fine-tuning (not a
+            config round trip, so plain Python loss functions, `Loss`
+            subclasses, lambdas and custom schedules work; optimizer and metric
+            state start fresh). Not modified.
         ds: a `tf.data.Dataset` of `(x, y)` batches, or a tuple of NumPy
             arrays `(x, y)` (batched with `batch_size`, shuffled per epoch).
         goal: fraction of learnables to remove, in (0, 1).
@@ -275,7 +288,10 @@ def compress(
             fine-tuning epoch.
         validation_threshold: the value of `metric` that stops pruning.
         metric: validation metric name (one of the compiled metrics, e.g.
-            `"accuracy"`), default `"loss"`.
+            `"accuracy"`, without a `val_` prefix), default `"loss"`. Checked
+            before any training, with or without `validation_data`. Whether
+            lower or higher is better comes from the metric object Keras
+            builds (as for Keras's `EarlyStopping`), or from `mode`.
         output: `"best-validation"` (in each iteration, the fine-tuning epoch
             with the best validation metric) or `"last-iteration"`.
         criterion: `"taylor"`, `"l1"` or `"random"`.
@@ -284,6 +300,9 @@ def compress(
         batch_size: batch size for NumPy inputs.
         max_iterations: optional cap on pruning iterations.
         callbacks: extra Keras callbacks for the fine-tuning `fit` calls.
+            `info.training_history` counts training steps (not callback
+            calls, which `compile(steps_per_execution=k)` makes every k
+            steps).
         verbose: 0 silent, 1 progress bars and a line per iteration.
         seed: optional int. Seeds Keras, NumPy and Python, every layer's
             own random stream (Dropout, augmentation) and the shuffling of
@@ -313,6 +332,19 @@ def compress(
             fraction of the learnables of the model being fine-tuned: 0
             after every pruning step (MATLAB's behaviour), 1 never during
             the loop. The returned model is stripped either way.
+        steps_per_epoch: batches per fine-tuning epoch, as for `fit`; also
+            the most batches scored before the first step. Required for a
+            dataset that never ends (`ds.repeat()`).
+        validation_steps: batches of `validation_data` per validation (the
+            same first batches each time). Required for an infinite one.
+        class_weight: optional dict `{class index: weight}` passed to the
+            fine-tuning `fit` calls.
+        mode: `"auto"` (the direction Keras knows for `metric`), `"min"` or
+            `"max"`: whether a lower or a higher `metric` is better.
+        prune_frozen: True (default) prunes layers with `trainable=False`
+            too (they are counted in the learnables); False leaves every
+            channel group touching a frozen layer alone, so a frozen backbone
+            keeps its exact weights (`TaylorPrunableModel(prune_frozen=...)`).
         recalibration_batches: after each pruning step, batches of `ds` over
             which the moving statistics of the `BatchNormalization` layers
             are re-estimated (`recalibrate_batch_norm`), so validation and
@@ -322,8 +354,9 @@ def compress(
             validation data). 0 turns it off (MATLAB's behaviour).
 
     Returns:
-        `(pruned_model, info)`: a plain `keras.Model` compiled like `model`,
-        and a `PruningInfo`.
+        `(pruned_model, info)`: a plain `keras.Model` compiled like `model`
+        (with its own loss, metric and optimizer settings), and a
+        `PruningInfo`.
 
     Example:
 

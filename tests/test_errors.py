@@ -167,10 +167,50 @@ ROWS = {
         tiny_cnn, lambda m: setattr(kt.TaylorPrunableModel(m), "gather_scores", "no"), kt.InvalidArgumentError,
         "gather_scores must be True or False",
     ),
+    "non-finite-data": (
+        lambda: compiled(tiny_cnn()),
+        lambda m: kt.compress(m, (np.where(np.arange(16)[:, None, None, None] == 3, np.nan, data()[0]), data()[1]), verbose=0),
+        kt.InvalidArgumentError, "ds: x holds 192 non-finite",
+    ),
+    "infinite-dataset": (
+        lambda: compiled(tiny_cnn()),
+        lambda m: kt.compress(m, tf.data.Dataset.from_tensor_slices(data()).batch(4).repeat(), verbose=0),
+        kt.InvalidArgumentError, "ds is an infinite dataset.*steps_per_epoch",
+    ),
+    "custom-train-step": (
+        lambda: _custom_step(), lambda m: kt.compress(m, data(), verbose=0), kt.UnsupportedModelError,
+        "my_custom.*overrides train_step",
+    ),
+    "compiled-without-loss": (
+        lambda: _compiled_without_loss(), lambda m: kt.compress(m, data(), verbose=0), kt.PruningStateError,
+        "compiled without a loss",
+    ),
+    "misspelled-metric": (
+        lambda: compiled(tiny_cnn()), lambda m: kt.compress(m, data(), metric="val_loss", verbose=0),
+        kt.InvalidArgumentError, "Drop the 'val_' prefix: metric='loss'",
+    ),
     "bad-seed": (
         lambda: compiled(tiny_cnn()), lambda m: kt.compress(m, data(), seed=-1, verbose=0), kt.InvalidArgumentError, "seed",
     ),
 }
+
+
+class _CustomStep(keras.Model):
+    def train_step(self, data):
+        return super().train_step(data)
+
+
+def _custom_step():
+    inner = tiny_cnn()
+    model = _CustomStep(inner.inputs, inner.outputs, name="my_custom")
+    model.compile("adam")
+    return model
+
+
+def _compiled_without_loss():
+    model = tiny_cnn()
+    model.compile("adam")
+    return model
 
 
 def _fit_with_callback_not_gathering(model):
@@ -204,8 +244,11 @@ def test_non_finite_data_stops_with_a_reason_and_returns_the_last_good_model():
     model = compiled(tiny_cnn())
     before = snapshot(model)
     x, y = data(32)
-    x[3, 2, 2, 0] = np.nan
-    pruned, info = kt.compress(model, (x, y), goal=0.5, increment=0.1, batch_size=32, verbose=0)
+    # Past the first batches that compress reads up front (those are the
+    # `non-finite-data` row): found while scoring or fine-tuning.
+    x[30, 2, 2, 0] = np.nan
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
+    pruned, info = kt.compress(model, ds, goal=0.5, increment=0.1, verbose=0)
     assert info.stop_reason == compress_module.NON_FINITE
     assert info.returned_iteration == 0
     assert all(np.isfinite(w).all() for w in pruned.get_weights())
