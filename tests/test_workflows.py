@@ -8,7 +8,6 @@ layers. The model passed in stays unchanged in every case.
 
 import importlib
 import json
-import warnings
 
 import numpy as np
 import pytest
@@ -228,11 +227,14 @@ def test_callback_scores_belong_to_the_model_saved_and_restored(tmp_path):
 def test_callback_schedule_counts_training_steps_with_steps_per_execution():
     x, y = toy_data(80)
     pm = compiled(kt.TaylorPrunableModel(small_cnn(filters=12)), steps_per_execution=5)
-    cb = kt.TaylorPruningCallback(frequency=4, amount=1, stop_step=17, verbose=0)
-    pm.fit(x, y, batch_size=4, epochs=1, callbacks=[cb], verbose=0)  # 20 steps
-    assert [step for step, _, _ in cb.events] == [5, 10, 15, 20]
-    # events at steps 4, 8, 12, 16: the one in steps 16-20 comes at step 20
-    assert sum(n for _, n, _ in cb.events) == 4
+    cb = kt.TaylorPruningCallback(frequency=4, amount=1, verbose=0)
+    pm.fit(x, y, batch_size=4, epochs=1, callbacks=[cb], verbose=0)  # 20 steps, 4 calls
+    # events due at steps 4, 8, 12, 16, 20; the two in steps 16-20 come together at step 20
+    assert [(step, n) for step, n, _ in cb.events] == [(5, 1), (10, 1), (15, 1), (20, 2)]
+    pm = compiled(kt.TaylorPrunableModel(small_cnn(filters=12)), steps_per_execution=5)
+    cb = kt.TaylorPruningCallback(frequency=4, amount=1, start_step=5, stop_step=17, verbose=0)
+    pm.fit(x, y, batch_size=4, epochs=1, callbacks=[cb], verbose=0)
+    assert [(step, n) for step, n, _ in cb.events] == [(10, 1), (15, 1), (20, 1)]  # due at 8, 12, 16
 
 
 def test_compress_training_history_counts_steps_with_steps_per_execution():
