@@ -201,6 +201,21 @@ def _rows(model, flats, validation_data, metric, timings):
     return name, rows
 
 
+def _folded(model):
+    """`kt.fold_batch_norm(model)`, or `model` itself when there is nothing to fold.
+
+    Folding rebuilds every layer from its config, and a `Lambda` rebuilt so
+    loses the globals its function reads; a model with nothing to fold is
+    converted as it is.
+    """
+    from keras_taylor.folding import find_foldable_pairs, fold_batch_norm
+    from keras_taylor.graph import read_model
+
+    if not find_foldable_pairs(read_model(model, where="export_litert")):
+        return model
+    return fold_batch_norm(model)
+
+
 # ----------------------------------------------------------------- public
 def _check(model, path, precision, representative_data, representative_samples, threads, batch_size, latency_runs):
     from keras_taylor.model import TaylorPrunableModel
@@ -283,9 +298,7 @@ def export_litert(model, path, precision="float32", representative_data=None, va
     """
     source, shape = _check(model, path, precision, representative_data, representative_samples, threads,
                            batch_size, latency_runs)
-    from keras_taylor.folding import fold_batch_norm as fold
-
-    served = fold(source) if fold_batch_norm else source
+    served = _folded(source) if fold_batch_norm else source
     representative = (_representative(representative_data, shape, representative_samples, seed)
                       if precision == "int8" else None)
     flats = {"litert float32": latency.convert(served)}
