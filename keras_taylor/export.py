@@ -159,10 +159,15 @@ def _agreement(reference, pred):
 
 
 def keras_file_bytes(model):
-    """Size in bytes of `model` saved as a `.keras` file."""
+    """Size in bytes of `model` saved as a `.keras` file, without optimizer state.
+
+    A compiled model that has trained saves its optimizer's slots too (SGD
+    momentum doubles the file); a deployment ships architecture and weights,
+    so an uncompiled functional model of the same layers is saved instead.
+    """
     with tempfile.TemporaryDirectory() as d:
         path = os.path.join(d, "model.keras")
-        model.save(path)
+        keras.Model(model.inputs, model.outputs, name=model.name).save(path)
         return os.path.getsize(path)
 
 

@@ -277,3 +277,12 @@ def test_cli_export_help(capsys):
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
     assert "usage: keras-taylor export" in out and "--precision" in out
+
+
+def test_keras_file_size_leaves_out_optimizer_state():
+    model = small_cnn()
+    plain = export.keras_file_bytes(model)
+    model.compile(keras.optimizers.SGD(momentum=0.9), "sparse_categorical_crossentropy")
+    x, y = data(8)
+    model.fit(x, y, verbose=0)
+    assert export.keras_file_bytes(model) == pytest.approx(plain, rel=0.02)
