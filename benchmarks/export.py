@@ -15,7 +15,6 @@ on TensorFlow's threads, batch 1 (`keras_taylor.latency`).
     python -m benchmarks.export [--quick] [--no-docs]
 """
 
-import argparse
 import dataclasses
 import os
 import statistics
@@ -155,10 +154,7 @@ def write_docs(w, meta, info, rows, timings, load, params, s, quick):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--no-docs", action="store_true")
-    args = parser.parse_args(argv)
+    args = _common.parser(__doc__).parse_args(argv)
     start = time.perf_counter()
     s = settings(args.quick)
     w = workload(args.quick)
