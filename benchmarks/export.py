@@ -24,7 +24,7 @@ import time
 from benchmarks import _common, _workloads  # noqa: F401  (_workloads first: offline data)
 
 GOAL = 0.5
-RUNS = 60
+RUNS = 100
 
 
 def settings(quick):

@@ -9,9 +9,10 @@ representative samples of the user's data; float32 input and output, so the
 file replaces the float one without touching the code around it).
 
 Why the converter and not Keras 3.15's `model.export(format="litert")` and
-`model.quantize`: `model.quantize("int8")` quantizes weights inside Keras
-(Dense and EinsumDense; the activations stay float) and has no calibration
-step, so it cannot give a full-integer LiteRT file; and `model.export` goes
+`model.quantize`: `model.quantize("int8")` quantizes the kernels of Dense,
+EinsumDense and Embedding layers only (a CNN's convolutions stay float) and
+takes activation ranges per call instead of calibrating them, so it cannot
+give a full-integer LiteRT file of a CNN; and `model.export` goes
 through a SavedModel on disk and turns on TF Select ("flex") ops, which the
 stock LiteRT interpreter of a device does not have. The converter, called
 directly with builtin ops only (`TFLITE_BUILTINS_INT8` for int8), either

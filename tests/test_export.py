@@ -173,7 +173,7 @@ def test_model_that_cannot_convert_is_a_clear_error(tmp_path):
     assert not (tmp_path / "m.tflite").exists()
 
 
-def test_multi_input_and_subclassed_models_are_refused(tmp_path):
+def test_multi_input_models_and_non_models_are_refused(tmp_path):
     a, b = keras.Input((3,)), keras.Input((3,))
     two = keras.Model([a, b], L.Add()([a, b]), name="two_inputs")
     with pytest.raises(kt.UnsupportedModelError, match="two_inputs.*2 inputs"):
