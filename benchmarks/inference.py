@@ -191,8 +191,8 @@ def measure(name, s):
     rng = np.random.default_rng(0)
     for batch in (1, 32):
         x = rng.random((batch, *shape), dtype=np.float32)
-        runners = {(k, "keras"): keras_runner(m, x) for k, m in variants.items()}
-        runners.update({(k, "keras_folded"): keras_runner(m, x) for k, m in folded.items()})
+        runners = {(k, "keras"): latency.keras_runner(m, x) for k, m in variants.items()}
+        runners.update({(k, "keras_folded"): latency.keras_runner(m, x) for k, m in folded.items()})
         for (k, kind), v in interleaved(runners, s["repeats"][batch]).items():
             rows[k][f"{kind}_b{batch}"] = v
         del runners
