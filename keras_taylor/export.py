@@ -223,7 +223,8 @@ def _folded(model):
 
 
 # ----------------------------------------------------------------- public
-def _check(model, path, precision, representative_data, representative_samples, threads, batch_size, latency_runs):
+def _check(model, path, precision, representative_data, metric, representative_samples, threads, batch_size,
+           latency_runs):
     from keras_taylor.model import TaylorPrunableModel
 
     if isinstance(model, TaylorPrunableModel):
@@ -239,6 +240,8 @@ def _check(model, path, precision, representative_data, representative_samples, 
             "tf.data) to calibrate the activation ranges")
     if not isinstance(path, (str, os.PathLike)) or not os.fspath(path).endswith(".tflite"):
         raise InvalidArgumentError(f"path must be a file path ending in .tflite, got {path!r}")
+    if metric != "accuracy" and not callable(metric):
+        raise InvalidArgumentError(f"metric must be 'accuracy' or a function (y_true, y_pred) -> float, got {metric!r}")
     latency.check_int("representative_samples", representative_samples, 1)
     latency.check_int("threads", threads, 1)
     latency.check_int("batch_size", batch_size, 1)
@@ -268,8 +271,10 @@ def export_litert(model, path, precision="float32", representative_data=None, va
             "int8" (full-integer post-training quantization, float32 input
             and output).
         representative_data: inputs for int8 calibration: an array, an
-            `(x, y)` tuple or a batched `tf.data.Dataset` of the training data;
-            `representative_samples` samples are drawn from it. Needed for int8.
+            `(x, y)` tuple or a batched `tf.data.Dataset` of the training data.
+            Needed for int8. `representative_samples` samples are drawn at
+            random from arrays; from a dataset, they are its first ones
+            (shuffle it if its order is not random).
         validation_data: `(x, y)` arrays or a batched `tf.data.Dataset` of
             `(x, y)`; None skips the metric and agreement columns.
         fold_batch_norm: fold batch normalization before converting (the
@@ -302,7 +307,7 @@ def export_litert(model, path, precision="float32", representative_data=None, va
     >>> list(report.to_frame()["model"])
     ['keras', 'litert float32', 'litert int8']
     """
-    source, shape = _check(model, path, precision, representative_data, representative_samples, threads,
+    source, shape = _check(model, path, precision, representative_data, metric, representative_samples, threads,
                            batch_size, latency_runs)
     served = _folded(source) if fold_batch_norm else source
     representative = (_representative(representative_data, shape, representative_samples, seed)

@@ -154,6 +154,7 @@ def test_fold_batch_norm_false_still_round_trips(tmp_path):
     ({"precision": "int8", "representative_data": np.zeros((4, 5, 5, 3), "float32")}, "representative_data"),
     ({"precision": "int8", "representative_data": "x.npy"}, "representative_data"),
     ({"validation_data": "val"}, "validation_data"),
+    ({"metric": "mae"}, "metric"),
 ])
 def test_export_argument_errors_name_the_argument(tmp_path, kwargs, match):
     model = small_cnn()
