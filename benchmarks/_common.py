@@ -77,6 +77,16 @@ def command():
     return " ".join(["python -m", name] + sys.argv[1:])
 
 
+def parser(doc):
+    """An argument parser with the options every benchmark takes: --quick, --no-docs."""
+    import argparse
+
+    p = argparse.ArgumentParser(description=doc.splitlines()[0])
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--no-docs", action="store_true", help="do not update docs/benchmarks.md")
+    return p
+
+
 def markdown_table(header, rows):
     lines = [
         "| " + " | ".join(header) + " |",

@@ -22,9 +22,7 @@ ratio the target is reachable on that runtime at all (`target_reach`).
 
 import argparse
 import math
-import os
 import statistics
-import tempfile
 import time
 
 from benchmarks import _common, _workloads  # noqa: F401
@@ -146,82 +144,16 @@ def reference_range(results):
 
 
 def file_size(model):
-    with tempfile.TemporaryDirectory() as d:
-        path = os.path.join(d, "m.keras")
-        model.save(path)
-        return os.path.getsize(path)
+    from keras_taylor import export
 
-
-def keras_runner(model, x):
-    import tensorflow as tf
-
-    fn = tf.function(lambda t: model(t, training=False))
-    t = tf.constant(x)
-    fn(t)
-    fn(t)
-    return lambda: fn(t).numpy()
-
-
-def tflite_convert(model):
-    """TFLite flatbuffer of `model` (the converter's chatter silenced)."""
-    import contextlib
-    import io
-
-    import tensorflow as tf
-
-    with contextlib.redirect_stdout(io.StringIO()):
-        return tf.lite.TFLiteConverter.from_keras_model(model).convert()
-
-
-def tflite_runner(flat, x):
-    import warnings
-
-    import tensorflow as tf
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        interpreter = tf.lite.Interpreter(model_content=flat, num_threads=2)
-    index = interpreter.get_input_details()[0]["index"]
-    interpreter.resize_tensor_input(index, list(x.shape))
-    interpreter.allocate_tensors()
-    out = interpreter.get_output_details()[0]["index"]
-
-    def run():
-        interpreter.set_tensor(index, x)
-        interpreter.invoke()
-        return interpreter.get_tensor(out)
-
-    run()
-    run()
-    return run
-
-
-SAMPLE_SECONDS = 0.02
-
-
-def calls_per_sample(fn, sample_seconds=SAMPLE_SECONDS):
-    """How many calls of `fn` make one timed sample last about `sample_seconds`.
-
-    A single sub-millisecond call (TFLite's ResNet-20 at batch 1 takes about
-    0.5 ms) is at the mercy of a thread wake-up: with one call per sample, 15
-    samples once gave a stripped model 1.5 ms against 0.5 ms on the next run.
-    """
-    t = time.perf_counter()
-    fn()
-    once = time.perf_counter() - t
-    return max(1, math.ceil(sample_seconds / max(once, 1e-6)))
+    return export.keras_file_bytes(model)
 
 
 def interleaved(runners, repeats):
-    """Median seconds per call of each runner, samples timed round robin."""
-    calls = {k: calls_per_sample(fn) for k, fn in runners.items()}
-    times = {k: [] for k in runners}
-    for _ in range(repeats):
-        for k, fn in runners.items():
-            t = time.perf_counter()
-            for _ in range(calls[k]):
-                fn()
-            times[k].append((time.perf_counter() - t) / calls[k])
+    """Median seconds per call of each runner, samples timed round robin (`keras_taylor.latency`)."""
+    from keras_taylor import latency
+
+    times, _ = latency.time_interleaved(runners, repeats)
     return {k: statistics.median(v) for k, v in times.items()}
 
 
@@ -230,6 +162,7 @@ def measure(name, s):
     import numpy as np
 
     import keras_taylor as kt
+    from keras_taylor import latency
 
     keras.utils.set_random_seed(0)
     original = build(name)
@@ -250,7 +183,7 @@ def measure(name, s):
         pruned_counts[REFERENCE] = "-"
     rows = {k: {"params": m.count_params(), "flops": _common.flops(m), "size": file_size(m),
                 "pruned": pruned_counts.get(k, "0")} for k, m in variants.items()}
-    flats = {k: tflite_convert(m) for k, m in variants.items()}
+    flats = {k: latency.convert(m) for k, m in variants.items()}
     for k in variants:
         rows[k]["tflite_size"] = len(flats[k])
     folded = {k: kt.fold_batch_norm(m) for k, m in variants.items()}
@@ -258,12 +191,12 @@ def measure(name, s):
     rng = np.random.default_rng(0)
     for batch in (1, 32):
         x = rng.random((batch, *shape), dtype=np.float32)
-        runners = {(k, "keras"): keras_runner(m, x) for k, m in variants.items()}
-        runners.update({(k, "keras_folded"): keras_runner(m, x) for k, m in folded.items()})
+        runners = {(k, "keras"): latency.keras_runner(m, x) for k, m in variants.items()}
+        runners.update({(k, "keras_folded"): latency.keras_runner(m, x) for k, m in folded.items()})
         for (k, kind), v in interleaved(runners, s["repeats"][batch]).items():
             rows[k][f"{kind}_b{batch}"] = v
         del runners
-        tfl = {k: tflite_runner(flats[k], x) for k in variants}
+        tfl = {k: latency.litert_runner(flats[k], x, threads=2) for k in variants}
         for k, v in interleaved(tfl, s["repeats"][batch]).items():
             rows[k][f"tflite_b{batch}"] = v
         del tfl
@@ -300,6 +233,8 @@ def folding_gains(results):
 
 
 def write_docs(results, s, quick):
+    from keras_taylor import latency
+
     table_rows = []
     for name, rows in results.items():
         o = rows["original"]
@@ -328,7 +263,7 @@ def write_docs(results, s, quick):
         "`kt.strip_pruning`. FLOPs = 2 x multiply-accumulates of conv/dense layers per image. "
         "Latency: median wall time of one forward pass on this 2-core CPU, original and stripped "
         f"models interleaved in one run (each sample times as many back-to-back calls as fill about "
-        f"{1000 * SAMPLE_SECONDS:.0f} ms, so sub-millisecond runs are not one thread wake-up away from doubling); Keras = a `tf.function` of `model(x, training=False)`; TFLite "
+        f"{1000 * latency.SAMPLE_SECONDS:.0f} ms, so sub-millisecond runs are not one thread wake-up away from doubling); Keras = a `tf.function` of `model(x, training=False)`; TFLite "
         "= `TFLiteConverter.from_keras_model` (default float32, no optimisations) run by "
         "`tf.lite.Interpreter(num_threads=2)`; Keras folded = the same `tf.function` on "
         "`kt.fold_batch_norm(model)`, batch normalization merged into the convolutions (speedups in "

@@ -16,7 +16,6 @@ the two runs of one setting).
     python -m benchmarks.rebuild_policy [--quick] [--no-docs]
 """
 
-import argparse
 import time
 
 from benchmarks import _common, _workloads
@@ -56,10 +55,7 @@ def run_once(base, w, data, s, threshold):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--no-docs", action="store_true")
-    args = parser.parse_args(argv)
+    args = _common.parser(__doc__).parse_args(argv)
     start = time.perf_counter()
     s = settings(args.quick)
     w, base, _, data = _workloads.cifar_fine_tuning(args.quick, s["train_subset"])

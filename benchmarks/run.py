@@ -28,6 +28,7 @@ def plan(quick):
         ("criteria", ["criteria"] + q + (["--only", "mnist"] if quick else [])),
         ("torch_pruning_compare", ["torch_pruning_compare"] + (q or ["--kt-scoring", "default"])),
         ("inference", ["inference"] + q),
+        ("export", ["export"] + q),
         ("overhead", ["overhead"] + q),
         ("strip_speed", ["strip_speed"] + (["--repeats", "1", "--models", "ResNet50", "--no-write"] if quick else [])),
     ]

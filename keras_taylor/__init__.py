@@ -35,7 +35,9 @@ from keras_taylor.errors import (  # noqa: E402
     PruningStateError,
     UnsupportedModelError,
 )
+from keras_taylor.export import export_litert  # noqa: E402
 from keras_taylor.folding import fold_batch_norm  # noqa: E402
+from keras_taylor.latency import measure_latency  # noqa: E402
 from keras_taylor.masking import ChannelMask  # noqa: E402
 from keras_taylor.model import TaylorPrunableModel  # noqa: E402
 from keras_taylor.recalibration import recalibrate_batch_norm  # noqa: E402
@@ -50,6 +52,7 @@ __all__ = [
     "PruningInfo",
     "TaylorPruningCallback",
     "compress",
+    "export_litert",
     "fold_batch_norm",
     "CheckpointError",
     "InvalidArgumentError",
@@ -61,6 +64,7 @@ __all__ = [
     "analyze",
     "compare",
     "max_reduction",
+    "measure_latency",
     "recalibrate_batch_norm",
     "strip_pruning",
 ]

@@ -92,6 +92,25 @@ def _build_parser():
     )
     compress.add_argument("--val-split", type=float, default=0.1, help="validation share of an image folder without x_val")
     compress.add_argument("--out", required=True, help="output .keras path")
+
+    export = sub.add_parser(
+        "export",
+        help="export a .keras model to LiteRT (float32, float16, int8) and compare it",
+        description=(
+            "Folds batch normalization, converts MODEL to a LiteRT .tflite file "
+            "(int8: full-integer quantization calibrated on x_train of DATA, or "
+            "x_val without it) and prints file size, latency and accuracy on "
+            "x_val/y_val next to the Keras model's."
+        ),
+    )
+    export.add_argument("model", help="path to a .keras model")
+    export.add_argument("--precision", default="float32", choices=["float32", "float16", "int8"])
+    export.add_argument("--data", help=".npz with x_val, y_val (accuracy) and x_train (int8 calibration)")
+    export.add_argument("--out", required=True, help="output .tflite path")
+    export.add_argument("--threads", type=int, default=1, help="LiteRT interpreter threads (default 1)")
+    export.add_argument("--batch-size", type=int, default=1, help="batch of the latency measurement (default 1)")
+    export.add_argument("--no-fold", action="store_true", help="do not fold batch normalization first")
+    export.add_argument("--csv", help="also write the table to this CSV file")
     return parser
 
 
@@ -102,7 +121,7 @@ def main(argv=None):
         parser.print_help()
         return 2
     try:
-        return {"demo": run_demo, "analyze": run_analyze, "compress": run_compress}[args.command](args)
+        return {"demo": run_demo, "analyze": run_analyze, "compress": run_compress, "export": run_export}[args.command](args)
     except CommandError as exc:
         print(f"keras-taylor {args.command}: error: {exc}", file=sys.stderr)
         return 2
@@ -310,6 +329,41 @@ def run_compress(args):
     info.training_history.to_csv(f"{stem}.training_history.csv", index=False)
     info.plot(f"{stem}.png")
     print(f"Wrote {out}, {stem}.png and {stem}.*_history.csv")
+    return 0
+
+
+# ------------------------------------------------------------------- export
+def run_export(args):
+    import numpy as np
+
+    import keras_taylor as kt
+
+    model = _load_model(args.model)
+    representative = validation = None
+    if args.data:
+        path = pathlib.Path(args.data)
+        if path.suffix != ".npz" or not path.is_file():
+            raise CommandError(f"--data '{path}' is not an .npz file")
+        with np.load(path, allow_pickle=False) as f:
+            if "x_val" in f and "y_val" in f:
+                validation = (f["x_val"], f["y_val"])
+            for key in ("x_train", "x_val"):
+                if key in f:
+                    representative = f[key]
+                    break
+    if args.precision == "int8" and representative is None:
+        raise CommandError("--precision int8 needs --data with x_train (or x_val) to calibrate on")
+    report = kt.export_litert(
+        model, args.out, precision=args.precision, representative_data=representative,
+        validation_data=validation, fold_batch_norm=not args.no_fold, threads=args.threads,
+        batch_size=args.batch_size,
+    )
+    table = report.to_frame()
+    _print_table(f"LiteRT {args.precision} export of '{model.name}' (latency: batch {args.batch_size}, "
+                 f"LiteRT on {args.threads} thread(s), Keras on TensorFlow's threads):", table.round(4))
+    if args.csv:
+        table.to_csv(args.csv, index=False)
+    print(f"Wrote {report.path}")
     return 0
 
 
