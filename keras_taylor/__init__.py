@@ -36,6 +36,8 @@ from keras_taylor.errors import (  # noqa: E402
     UnsupportedModelError,
 )
 from keras_taylor.folding import fold_batch_norm  # noqa: E402
+from keras_taylor import handlers, importance  # noqa: E402
+from keras_taylor.handlers import register_layer  # noqa: E402
 from keras_taylor.masking import ChannelMask  # noqa: E402
 from keras_taylor.model import TaylorPrunableModel  # noqa: E402
 from keras_taylor.recalibration import recalibrate_batch_norm  # noqa: E402
@@ -51,6 +53,9 @@ __all__ = [
     "TaylorPruningCallback",
     "compress",
     "fold_batch_norm",
+    "handlers",
+    "importance",
+    "register_layer",
     "CheckpointError",
     "InvalidArgumentError",
     "KerasTaylorError",

@@ -20,14 +20,10 @@ import tensorflow as tf
 
 import keras
 from keras import ops
-from keras.src.backend.common import global_state
-from keras.src.random import seed_generator
-from keras.src.utils import io_utils, rng_utils
-
-from keras_taylor import checkpoint
+from keras_taylor import _compat, checkpoint, importance
 from keras_taylor import data as data_utils
 from keras_taylor.errors import InvalidArgumentError, PruningStateError
-from keras_taylor.graph import read_model
+from keras_taylor.graph.flat import check_readable
 from keras_taylor.model import TaylorPrunableModel
 from keras_taylor.recalibration import RecalibrateBeforeValidation, recalibrate_batch_norm
 from keras_taylor.rebuild import SCORE, TEST, RebuildPlanner, check_threshold
@@ -265,7 +261,8 @@ def compress(
             `"accuracy"`), default `"loss"`.
         output: `"best-validation"` (in each iteration, the fine-tuning epoch
             with the best validation metric) or `"last-iteration"`.
-        criterion: `"taylor"`, `"l1"` or `"random"`.
+        criterion: a `kt.importance.Criterion` or its name: `"taylor"`,
+            `"l1"` or `"random"`.
         normalize: L2-normalise scores per layer.
         prune_dense: also prune Dense units.
         batch_size: batch size for NumPy inputs.
@@ -331,7 +328,8 @@ def compress(
         raise InvalidArgumentError(f"seed must be a non-negative int or None, got {seed!r}")
     # A subclassed or unbuilt model must fail here, with the reason, before
     # the data checks read its (missing) inputs.
-    read_model(model, "model")
+    check_readable(model, "model")
+    criterion = importance.get(criterion)
     if not getattr(model, "compiled", False) or getattr(model, "optimizer", None) is None:
         raise PruningStateError(
             f"model '{model.name}' is not compiled: compress fine-tunes with the "
@@ -345,7 +343,7 @@ def compress(
     if validation_data is not None:
         val = data_utils.as_dataset(validation_data, batch_size, shuffle=False, name="validation_data")
         data_utils.check_matches(model, val, "validation_data")
-    say = io_utils.print_msg if verbose else (lambda *a, **k: None)
+    say = _compat.print_msg if verbose else (lambda *a, **k: None)
     metric = metric or "loss"
     minimize = lower_is_better(metric)
 
@@ -353,7 +351,7 @@ def compress(
     if checkpoint_dir is not None:
         fingerprint = dict(
             goal=goal, increment=increment, fine_tune_epochs=fine_tune_epochs, score_batches=score_batches,
-            validation_threshold=validation_threshold, metric=metric, output=output, criterion=criterion,
+            validation_threshold=validation_threshold, metric=metric, output=output, criterion=importance.serialize(criterion),
             normalize=normalize, prune_dense=prune_dense, batch_size=batch_size, max_iterations=max_iterations,
             seed=seed, rebuild_threshold=rebuild_threshold, recalibration_batches=recalibration_batches, ds=checkpoint.data_fingerprint(ds),
             validation_data=checkpoint.data_fingerprint(validation_data),
@@ -377,7 +375,7 @@ def compress(
         pm.compile_from_config(compile_config)
         # Fresh scores are taken before every step, so fine-tuning need not
         # gather any.
-        pm.gather_scores = criterion == "taylor" and score_batches is None
+        pm.gather_scores = criterion.uses_gradients and score_batches is None
         # Built now, so a masked iteration can restart fine-tuning from this
         # state exactly as a rebuilt model starts from a fresh optimizer, and
         # so Keras traces each step of the new model once, not twice.
@@ -432,7 +430,7 @@ def compress(
         _reseed_layers(pm, seed, iteration)
         train = data_utils.as_dataset(ds, batch_size, shuffle=True, name="ds", seed=_iteration_seed(seed, iteration))
         step = min(1.0, min(increment, goal - reduction) * original / pm.original_learnables)
-        if criterion == "taylor" and (score_batches is not None or state["need_fresh_scores"] or float(pm.score_count.numpy()) <= 0):
+        if criterion.uses_gradients and (score_batches is not None or state["need_fresh_scores"] or float(pm.score_count.numpy()) <= 0):
             pm.reset_scores()
             # Without score_batches, later iterations score during fine-tuning,
             # so this pass is a one-off and no part of an iteration's cost.
@@ -609,8 +607,7 @@ def _reseed(seed, iteration):
     # What keras.utils.set_random_seed does besides tf.random.set_seed: the
     # global SeedGenerator (unseeded keras.random calls) is made afresh from
     # Python's now reseeded generator.
-    global_state.set_global_attribute(rng_utils.GLOBAL_RANDOM_SEED, value)
-    global_state.set_global_attribute(seed_generator.GLOBAL_SEED_GENERATOR, None)
+    _compat.reset_global_seed(value)
 
 
 def _reseed_layers(model, seed, iteration):
@@ -622,7 +619,7 @@ def _reseed_layers(model, seed, iteration):
     if seed is None:
         return
     base = _iteration_seed(seed, iteration)
-    generators = [g for layer in _all_layers(model.net) for g in getattr(layer, "_seed_generators", ())]
+    generators = [g for layer in _all_layers(model.net) for g in _compat.seed_generators(layer)]
     for i, generator in enumerate(generators):
         state = generator.state
         state.assign(ops.cast(ops.convert_to_tensor([(base * 7919 + i) % 2**31, 0]), state.dtype))

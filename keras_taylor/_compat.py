@@ -1,0 +1,186 @@
+"""Every access to Keras internals, in one place.
+
+keras_taylor reads a model's graph, traces training steps and re-creates
+layers in ways Keras 3 has no public API for. Each function here wraps one
+such access and says which public API it stands in for, so a Keras upgrade
+that moves something breaks here, in one small function, and nowhere else.
+Nothing in this module imports keras_taylor.
+"""
+
+import contextlib
+import importlib
+
+import keras
+
+# ---------------------------------------------------------------- models
+
+try:  # keras.Model(inputs, outputs) returns a Functional, which is not public.
+    from keras.src.models.functional import Functional
+except ImportError:  # pragma: no cover
+    Functional = keras.Model
+
+
+def functional_of_sequential(model):
+    """The functional graph a built `keras.Sequential` keeps (None if unbuilt).
+
+    Public stand-in: none; `model.inputs`/`outputs` exist but not the nodes.
+    """
+    return getattr(model, "_functional", None)
+
+
+def nodes_by_depth(functional):
+    """{depth: [Node]} of a functional model (Keras's own execution order).
+
+    Public stand-in: none (`model.operations` has no call nodes).
+    """
+    return functional._nodes_by_depth
+
+
+def structures(functional):
+    """The (inputs, outputs) nesting structures a functional model was built with.
+
+    Public stand-in: `model.inputs`/`model.outputs`, which are flattened.
+    """
+    return functional._inputs_struct, functional._outputs_struct
+
+
+def producer(tensor):
+    """The operation that made a symbolic tensor, or None for a raw input.
+
+    Public stand-in: none; `KerasTensor` keeps it in `_keras_history`.
+    """
+    history = getattr(tensor, "_keras_history", None)
+    return history.operation if history else None
+
+
+def safe_mode_scope(safe_mode):
+    """Context in which `from_config` may (or may not) re-create Lambda layers.
+
+    Public stand-in: `keras.config.enable_unsafe_deserialization()`, which is
+    global and permanent; this one is scoped.
+    """
+    try:
+        from keras.src.saving.serialization_lib import SafeModeScope
+    except ImportError:  # pragma: no cover
+        return contextlib.nullcontext()
+    return SafeModeScope(safe_mode)
+
+
+def all_sublayers(model):
+    """Every layer inside `model`, nested ones included, not `model` itself.
+
+    Public stand-in: walking `model.layers` by hand, which misses layers held
+    by custom layers.
+    """
+    return model._flatten_layers(include_self=False, recursive=True)
+
+
+# ---------------------------------------------------------------- layers
+
+def created_trainable_weights(layer):
+    """The weights `layer` was built to train, even while it is frozen.
+
+    Public stand-in: `layer.trainable_weights`, which is empty when
+    `layer.trainable` is False.
+    """
+    variables = getattr(layer, "_trainable_variables", None)
+    return layer.trainable_weights if variables is None else variables
+
+
+def raw_kernel(layer):
+    """A convolution's kernel variable, not a (masked or quantized) view of it.
+
+    Public stand-in: `layer.kernel`, which a subclass may compute.
+    """
+    return layer._kernel
+
+
+def keras_op_classes(*names):
+    """The classes of `keras.ops` numpy operations (`Add`, `Multiply`, ...).
+
+    Public stand-in: none; `keras.ops.add` is a function whose call in a
+    functional model leaves a node of one of these classes.
+    """
+    from keras.src.ops import numpy as knp
+
+    return [getattr(knp, n) for n in names if hasattr(knp, n)]
+
+
+def application_layer_class(module, name):
+    """A layer class defined inside keras.applications, or None.
+
+    Public stand-in: none; `keras.applications` does not export the layers
+    its models use (ConvNeXt's LayerScale, ...).
+    """
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError):
+        return None
+
+
+# -------------------------------------------------------------- training
+
+def compute_loss(model, x, y, y_pred, sample_weight, training):
+    """The compiled loss of `model`, as its own train step computes it.
+
+    Public stand-in: `model.compute_loss`, which Keras's train step wraps.
+    """
+    return model._compute_loss(
+        x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=training
+    )
+
+
+def has_compiled_loss(model):
+    """Whether `model.compile` was given a loss. Public stand-in: none."""
+    return getattr(model, "_compile_loss", None) is not None
+
+
+def track_loss(model, loss, batch):
+    """Records `loss` in the `loss` metric as Keras's own train step does.
+
+    Public stand-in: none; the tracker and the unscaling under a
+    distribution strategy are Keras internals.
+    """
+    from keras.src.losses.loss import unscale_loss_for_distribution
+
+    model._loss_tracker.update_state(unscale_loss_for_distribution(loss), sample_weight=batch)
+
+
+def compiled_metric_and_loss(model):
+    """The compiled metrics and loss containers (None when not compiled).
+
+    Public stand-in: none; they are built lazily at the first step.
+    """
+    return getattr(model, "_compile_metrics", None), getattr(model, "_compile_loss", None)
+
+
+# ------------------------------------------------------------ printing, seeds
+
+def print_msg(*args, **kwargs):
+    """Keras's progress printing (goes where `fit`'s progress bar goes).
+
+    Public stand-in: `print`, which ignores `keras.config.disable_interactive_logging`.
+    """
+    from keras.src.utils import io_utils
+
+    return io_utils.print_msg(*args, **kwargs)
+
+
+def reset_global_seed(value):
+    """The global part of `keras.utils.set_random_seed(value)`, without TF's.
+
+    `set_random_seed` also calls `tf.random.set_seed`, which resets every
+    TensorFlow random op; this sets only Keras's global seed and drops the
+    global SeedGenerator so the next unseeded call makes it afresh.
+    """
+    from keras.src.backend.common import global_state
+    from keras.src.random import seed_generator
+    from keras.src.utils import rng_utils
+
+    global_state.set_global_attribute(rng_utils.GLOBAL_RANDOM_SEED, value)
+    global_state.set_global_attribute(seed_generator.GLOBAL_SEED_GENERATOR, None)
+
+
+def seed_generators(layer):
+    """The `SeedGenerator`s a layer (Dropout, ...) draws from. Public stand-in: none."""
+    return getattr(layer, "_seed_generators", ())
