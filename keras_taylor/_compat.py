@@ -70,9 +70,10 @@ def all_sublayers(model):
     """Every layer inside `model`, nested ones included, not `model` itself.
 
     Public stand-in: walking `model.layers` by hand, which misses layers held
-    by custom layers.
+    by custom layers. Anything that is not a Keras layer holds none.
     """
-    return model._flatten_layers(include_self=False, recursive=True)
+    flatten = getattr(model, "_flatten_layers", None)
+    return [] if flatten is None else list(flatten(include_self=False, recursive=True))
 
 
 # ---------------------------------------------------------------- layers
@@ -106,16 +107,26 @@ def keras_op_classes(*names):
     return [getattr(knp, n) for n in names if hasattr(knp, n)]
 
 
-def application_layer_class(module, name):
-    """A layer class defined inside keras.applications, or None.
-
-    Public stand-in: none; `keras.applications` does not export the layers
-    its models use (ConvNeXt's LayerScale, ...).
-    """
+def _application_layer_class(module, name):
     try:
         return getattr(importlib.import_module(module), name)
     except (ImportError, AttributeError):
         return None
+
+
+def application_layer_classes():
+    """{name: class} of layers defined inside keras.applications (None if gone).
+
+    Public stand-in: none; `keras.applications` does not export the layers
+    its models use: ConvNeXt's per-channel `LayerScale` and
+    InceptionResNetV2's scaled residual sum `CustomScaleLayer`.
+    """
+    return {
+        "LayerScale": _application_layer_class("keras.src.applications.convnext", "LayerScale"),
+        "CustomScaleLayer": _application_layer_class(
+            "keras.src.applications.inception_resnet_v2", "CustomScaleLayer"
+        ),
+    }
 
 
 # -------------------------------------------------------------- training

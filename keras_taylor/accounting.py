@@ -21,9 +21,7 @@ def learnable_names(layer):
     Weights of layers it holds count too (a `SpectralNormalization`'s
     wrapped kernel).
     """
-    layers = [layer]
-    if hasattr(layer, "_flatten_layers"):
-        layers += list(_compat.all_sublayers(layer))
+    layers = [layer] + _compat.all_sublayers(layer)
     return {v.name for sub in layers for v in _compat.created_trainable_weights(sub)}
 
 
@@ -78,7 +76,7 @@ def total_learnables(channel_graph, alive, skip=(ChannelMask,)):
 
 
 def layer_multiply_accumulates(channel_graph, alive):
-    """Multiply-accumulates per sample of each layer with `alive` units kept.
+    """Multiply-accumulates per sample of each layer with the `alive` channel groups kept.
 
     A dict from layer name to its count over every call of the layer (a
     shared layer works at each of its nodes), with the weight shapes the
@@ -97,5 +95,5 @@ def layer_multiply_accumulates(channel_graph, alive):
 
 
 def total_multiply_accumulates(channel_graph, alive):
-    """Multiply-accumulates per sample of the model with `alive` units kept."""
+    """Multiply-accumulates per sample of the model with the `alive` channel groups kept."""
     return sum(layer_multiply_accumulates(channel_graph, alive).values())

@@ -37,9 +37,9 @@ class TaylorPrunableModel(ScoreGathering, keras.Model):
             `"l1"` or `"random"`.
         normalize: L2-normalise scores per producing layer before the global
             ranking (Molchanov et al. 2017). Raw scores of channels a
-            residual stream shares add up over every unit that reads them,
+            residual stream shares add up over every residual block that reads them,
             so for large one-shot cuts of residual networks a raw global
-            ranking empties the units' inner convolutions first; on plain
+            ranking empties the blocks' inner convolutions first; on plain
             CNNs the raw ranking did better (see docs/benchmarks.md).
         spatial_reduction: `"sum"` (default: the first-order loss change
             of zeroing the channel) or `"mean"` (Molchanov 2017: divided by

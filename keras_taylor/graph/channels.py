@@ -237,7 +237,7 @@ class ChannelGraph:
         return self.layout.remove_in_order(order, alive, limit)
 
     def keep(self, node, alive):
-        """The `Keep` of `node` when units with `alive[u]` False are removed."""
+        """The `Keep` of `node` when channel groups with `alive[g]` False are removed."""
         pick = lambda t: np.flatnonzero(alive[self.tensor_units[t]])  # noqa: E731
         return Keep([pick(t) for t in node.inputs], [pick(t) for t in node.outputs])
 

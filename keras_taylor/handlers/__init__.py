@@ -14,6 +14,18 @@ Building blocks:
 * `ElementwiseMerge`, `ConcatenateHandler`: couple or join their inputs.
 * `KernelWrapperHandler`: a wrapper around a kernel layer
   (`keras.layers.SpectralNormalization`).
+
+Example:
+
+>>> import keras, keras_taylor as kt
+>>> class Gate(keras.layers.Layer):
+...     def build(self, shape):
+...         self.gate = self.add_weight(shape=(shape[-1],), initializer="ones")
+...     def call(self, x):
+...         return x * keras.ops.sigmoid(self.gate)
+>>> _ = kt.register_layer(Gate, kt.handlers.PassThrough())
+>>> kt.handlers.is_registered(Gate())
+True
 """
 
 from keras_taylor.handlers.base import (
@@ -58,23 +70,16 @@ from keras_taylor.handlers.structure import (
 )
 from keras_taylor.handlers import builtin as _builtin  # noqa: F401  fills the registry
 
+# The building blocks users register layers with (the other handlers are
+# importable for keras_taylor's own table, but not part of the promise).
 __all__ = [
-    "ActivationHandler",
     "Blocker",
     "ConcatenateHandler",
-    "DepthwiseHandler",
     "ElementwiseMerge",
-    "FlattenHandler",
     "Handler",
     "KernelWrapperHandler",
-    "NormalizationHandler",
     "PassThrough",
-    "PermuteHandler",
     "Producer",
-    "RescalingHandler",
-    "ReshapeHandler",
-    "SeparableHandler",
-    "SoftmaxHandler",
     "get_handler",
     "is_registered",
     "register_layer",

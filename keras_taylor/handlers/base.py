@@ -96,7 +96,7 @@ class Handler:
     >>> class Halve(keras.layers.Layer):
     ...     def call(self, x):
     ...         return x / 2
-    >>> kt.register_layer(Halve, kt.handlers.PassThrough())
+    >>> _ = kt.register_layer(Halve, kt.handlers.PassThrough())
     """
 
     #: Sums over its input channels, so a pruned channel must be zeroed
@@ -160,7 +160,7 @@ class Blocker(Handler):
     >>> class Shuffle(keras.layers.Layer):
     ...     def call(self, x):
     ...         return x[..., ::-1]
-    >>> kt.register_layer(Shuffle, kt.handlers.Blocker("{type} reorders channels"))
+    >>> _ = kt.register_layer(Shuffle, kt.handlers.Blocker("{type} reorders channels"))
     """
 
     def __init__(self, reason):

@@ -98,16 +98,11 @@ register_layer(
 )
 # keras.applications' own layers: ConvNeXt's per-channel scale and
 # InceptionResNetV2's scaled residual sum.
+_APPLICATION_LAYERS = _compat.application_layer_classes()
 register_layer(
-    _compat.application_layer_class("keras.src.applications.convnext", "LayerScale"),
-    channelwise.PassThrough(check_data_format=False),
+    _APPLICATION_LAYERS["LayerScale"], channelwise.PassThrough(check_data_format=False)
 )
-register_layer(
-    _compat.application_layer_class(
-        "keras.src.applications.inception_resnet_v2", "CustomScaleLayer"
-    ),
-    structure.ElementwiseMerge(),
-)
+register_layer(_APPLICATION_LAYERS["CustomScaleLayer"], structure.ElementwiseMerge())
 register_layer(_layer_classes("SpectralNormalization"), conv.KernelWrapperHandler())
 
 # keras_taylor's own layers.

@@ -20,7 +20,21 @@ from keras_taylor.handlers.channelwise import activation_problem
 class Producer(Handler):
     """Conv and Dense: consume all input channels, produce new channels.
 
-    `kernel_axes` gives the kernel's (input, output) channel axes.
+    Args:
+        size_key: the config key holding the number of output channels
+            (`"filters"`, `"units"`); the stripped layer's config gets the
+            kept count there.
+        role_option: name of a `graph.Options` flag that must be on for the
+            channels to start pruning (`"prune_dense"`); None: always.
+        kernel_axes: the kernel's (input, output) channel axes.
+        transposed: a transposed convolution (its work follows its input size).
+
+    Example:
+
+    >>> import keras, keras_taylor as kt
+    >>> class MyConv(keras.layers.Layer):  # owns a "kernel" and a "bias"
+    ...     pass
+    >>> _ = kt.register_layer(MyConv, kt.handlers.Producer("filters"))
     """
 
     consumes = True

@@ -51,6 +51,11 @@ class ElementwiseMerge(Handler):
 
 
 class ConcatenateHandler(Handler):
+    """Concatenate: along the channels, joins its inputs' channels in order.
+
+    Along another axis, channel i of every input is one channel (coupled).
+    """
+
     def propagate(self, ctx, node, ins):
         rank = len(node.output_shapes[0])
         axis = node.config.get("axis", -1)
