@@ -17,11 +17,11 @@ def _examples():
     return re.findall(r"```python\n(.*?)```", DOC.read_text(), flags=re.S)
 
 
-def test_the_page_has_two_worked_examples():
-    assert len(_examples()) == 2
+def test_the_page_has_its_worked_examples():
+    assert len(_examples()) == 3
 
 
-@pytest.mark.parametrize("index", [0, 1])
+@pytest.mark.parametrize("index", [0, 1, 2])
 def test_docs_example_runs(index):
     exec(compile(_examples()[index], f"{DOC.name} example {index + 1}", "exec"), {})
 
