@@ -2,8 +2,8 @@
 
     python -m benchmarks.wrap_time --before /path/to/old/checkout [--repeats 3]
 
-Each repetition runs one fresh process per checkout, alternating (before,
-after, before, after, ...), on ResNet50 and DenseNet121 with random weights;
+Each repetition runs one fresh process per checkout, in ABBA order (before,
+after, after, before, ...) so neither side always goes first, on ResNet50 and DenseNet121 with random weights;
 reports medians of wall-clock and process CPU time and their ratios
 (before / after: above 1 means this checkout wraps faster).
 """
@@ -44,8 +44,9 @@ def main(argv=None):
     args = parser.parse_args(argv)
     roots = {"before": pathlib.Path(args.before).resolve(), "after": pathlib.Path(__file__).resolve().parents[1]}
     runs = {label: [] for label in roots}
-    for _ in range(args.repeats):
-        for label, root in roots.items():
+    for rep in range(args.repeats):
+        order = list(roots.items())
+        for label, root in order if rep % 2 == 0 else order[::-1]:
             runs[label].append(_once(root))
             print(label, runs[label][-1], flush=True)
     print("| model | before wall s | after wall s | before / after (wall) | before / after (CPU) |")

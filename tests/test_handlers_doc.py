@@ -96,3 +96,27 @@ def test_the_graph_carried_to_the_masked_copy_equals_one_built_on_it():
     for index, units in fresh.mask_points.items():
         np.testing.assert_array_equal(units, carried.mask_points[index])
     assert fresh.unit_layers == carried.unit_layers
+
+
+def test_wrapping_reads_and_analyses_the_model_once(monkeypatch):
+    from keras_taylor.graph import channels, masks
+
+    built, read = [], []
+    original_init, original_read = channels.ChannelGraph.__init__, masks.read_model
+
+    def counting_init(self, *args, **kwargs):
+        built.append(1)
+        original_init(self, *args, **kwargs)
+
+    def counting_read(*args, **kwargs):
+        read.append(1)
+        return original_read(*args, **kwargs)
+
+    monkeypatch.setattr(channels.ChannelGraph, "__init__", counting_init)
+    monkeypatch.setattr(masks, "read_model", counting_read)
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(6, 3)(inputs)
+    kt.TaylorPrunableModel(keras.Model(inputs, _head(x)))
+    # One channel graph; the model read once, its masked copy once (for the
+    # new layers, not analysed again).
+    assert len(built) == 1 and len(read) == 2
