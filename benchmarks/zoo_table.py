@@ -50,39 +50,24 @@ def _blockers(pm):
     """Distinct layers that block at least one group holding filters."""
     import numpy as np
 
-    from keras_taylor import handlers
-
     graph = pm.channel_graph
     types = {node.name: type(node.layer).__name__ for node in graph.flat.nodes}
+    sources = graph.source_blockers()
     units = set()
-    for name, role in graph.layer_roles.items():
-        if role == handlers.SOURCE:
-            units.update(int(u) for u in np.unique(graph.layer_units[name]))
+    for name in sources:
+        units.update(int(u) for u in np.unique(graph.layer_units[name]))
     blocked = sorted(u for u in units if graph.unit_blocked[u])
-    # Every block the graph recorded (unit_reasons keeps only the first few
-    # per group), reduced to those that stop a group holding filters.
-    blocks = getattr(graph, "_blocks", None)
-    if blocks is None:
-        blocks = [
-            ([], layer, reason)
-            for u in blocked
-            for layer, reason in graph.unit_reasons.get(u, [])
-        ]
-        hits = lambda elems: True  # noqa: E731
-    else:
-        stopped = np.zeros(graph.num_units, dtype=bool)
-        stopped[blocked] = True
-        hits = lambda elems: bool(stopped[graph.element_unit[elems]].any())  # noqa: E731
     layers = {}
-    for elems, layer, reason in blocks:
-        if layer in layers or not hits(np.asarray(elems, dtype=np.int64)):
-            continue
-        if reason.startswith("it is a model output"):
-            layers[layer] = "model output"
-        elif reason.startswith("it is a model input"):
-            layers[layer] = "model input"
-        else:
-            layers[layer] = types.get(layer, layer)
+    for pairs in sources.values():
+        for layer, reason in pairs:
+            if layer in layers:
+                continue
+            if reason.startswith("it is a model output"):
+                layers[layer] = "model output"
+            elif reason.startswith("it is a model input"):
+                layers[layer] = "model input"
+            else:
+                layers[layer] = types.get(layer, layer)
     kinds = {}
     for kind in layers.values():
         kinds[kind] = kinds.get(kind, 0) + 1

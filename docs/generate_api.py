@@ -31,6 +31,16 @@ def _doc(obj):
     return inspect.cleandoc(obj.__doc__ or "(no docstring)")
 
 
+def _module(name, module):
+    """A public module (`kt.importance`, `kt.handlers`): its doc and its classes."""
+    parts = [f"## `kt.{name}`", "", _doc(module), ""]
+    for member in module.__all__:
+        obj = getattr(module, member)
+        if inspect.isclass(obj):
+            parts += [f"### `kt.{name}.{member}{_signature(obj)}`", "", _doc(obj), ""]
+    return parts
+
+
 def render():
     parts = [
         "# API reference",
@@ -44,6 +54,9 @@ def render():
     ]
     for name in kt.__all__:
         obj = getattr(kt, name)
+        if inspect.ismodule(obj):
+            parts += _module(name, obj)
+            continue
         kind = "class" if inspect.isclass(obj) else "function"
         parts += [f"## `kt.{name}`", "", f"```python\n{kind} {name}{_signature(obj)}\n```", "", _doc(obj), ""]
         for member in MEMBERS.get(name, []):

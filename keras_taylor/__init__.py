@@ -38,6 +38,8 @@ from keras_taylor.errors import (  # noqa: E402
 from keras_taylor.export import export_litert  # noqa: E402
 from keras_taylor.folding import fold_batch_norm  # noqa: E402
 from keras_taylor.latency import measure_latency  # noqa: E402
+from keras_taylor import handlers, importance  # noqa: E402
+from keras_taylor.handlers import register_layer  # noqa: E402
 from keras_taylor.masking import ChannelMask  # noqa: E402
 from keras_taylor.model import TaylorPrunableModel  # noqa: E402
 from keras_taylor.recalibration import recalibrate_batch_norm  # noqa: E402
@@ -54,6 +56,9 @@ __all__ = [
     "compress",
     "export_litert",
     "fold_batch_norm",
+    "handlers",
+    "importance",
+    "register_layer",
     "CheckpointError",
     "InvalidArgumentError",
     "KerasTaylorError",

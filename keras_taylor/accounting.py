@@ -10,16 +10,19 @@ import dataclasses
 
 import numpy as np
 
-from keras_taylor import handlers
+from keras_taylor import _compat, handlers
 from keras_taylor.graph import sliced_shapes
+from keras_taylor.masking import ChannelMask
 
 
 def learnable_names(layer):
-    """Names of the weights `layer` was built to train (frozen or not)."""
-    variables = getattr(layer, "_trainable_variables", None)
-    if variables is None:
-        variables = layer.trainable_weights
-    return {v.name for v in variables}
+    """Names of the weights `layer` was built to train (frozen or not).
+
+    Weights of layers it holds count too (a `SpectralNormalization`'s
+    wrapped kernel).
+    """
+    layers = [layer] + _compat.all_sublayers(layer)
+    return {v.name for sub in layers for v in _compat.created_trainable_weights(sub)}
 
 
 @dataclasses.dataclass
@@ -42,10 +45,13 @@ def first_nodes(flat):
 
 
 def count_layers(channel_graph, alive, skip=()):
-    """`LayerCount` per layer when units with `alive[u]` False are removed."""
+    """`LayerCount` per layer when channel groups with `alive[g]` False are removed.
+
+    `skip`: layer classes left out of the count.
+    """
     counts = []
     for node in first_nodes(channel_graph.flat):
-        if type(node.layer).__name__ in skip:
+        if isinstance(node.layer, tuple(skip)):
             continue
         weights = getattr(node.layer, "weights", [])
         keep = channel_graph.keep(node, alive)
@@ -65,12 +71,12 @@ def count_layers(channel_graph, alive, skip=()):
     return counts
 
 
-def total_learnables(channel_graph, alive, skip=("ChannelMask",)):
+def total_learnables(channel_graph, alive, skip=(ChannelMask,)):
     return sum(c.learnables for c in count_layers(channel_graph, alive, skip))
 
 
 def layer_multiply_accumulates(channel_graph, alive):
-    """Multiply-accumulates per sample of each layer with `alive` units kept.
+    """Multiply-accumulates per sample of each layer with the `alive` channel groups kept.
 
     A dict from layer name to its count over every call of the layer (a
     shared layer works at each of its nodes), with the weight shapes the
@@ -89,5 +95,5 @@ def layer_multiply_accumulates(channel_graph, alive):
 
 
 def total_multiply_accumulates(channel_graph, alive):
-    """Multiply-accumulates per sample of the model with `alive` units kept."""
+    """Multiply-accumulates per sample of the model with the `alive` channel groups kept."""
     return sum(layer_multiply_accumulates(channel_graph, alive).values())

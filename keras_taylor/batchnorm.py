@@ -13,8 +13,6 @@ thing (up to float rounding) and keeps the same weights and config;
 import keras
 import tensorflow as tf
 
-from keras_taylor import handlers
-
 # The fused kernel rejects smaller epsilons on some devices (cuDNN's limit).
 _MIN_FUSED_EPSILON = 1.001e-5
 
@@ -78,5 +76,3 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
         )
         return tf.reshape(outputs, shape)
 
-
-handlers.register_training_class(keras.layers.BatchNormalization, FusedBatchNormalization)

@@ -4,10 +4,11 @@ import numbers
 import warnings
 
 import keras
-from keras.src.utils import io_utils
 
 from keras_taylor import workflow_checks
+from keras_taylor import _compat
 from keras_taylor.errors import InvalidArgumentError, PruningStateError, UnsupportedModelError
+from keras_taylor.model import TaylorPrunableModel
 from keras_taylor.recalibration import check_data, check_positive_int, recalibrate_batch_norm
 
 
@@ -126,14 +127,12 @@ class TaylorPruningCallback(keras.callbacks.Callback):
         self.done_reason = None
 
     def on_train_begin(self, logs=None):
-        from keras_taylor.model import TaylorPrunableModel
-
         if not isinstance(self.model, TaylorPrunableModel):
             raise UnsupportedModelError(
                 "TaylorPruningCallback needs a keras_taylor.TaylorPrunableModel, "
                 f"got {type(self.model).__name__} '{self.model.name}'."
             )
-        if self.model.criterion == "taylor" and not self.model.gather_scores:
+        if self.model.criterion.uses_gradients and not self.model.gather_scores:
             raise PruningStateError(
                 f"TaylorPruningCallback prunes by the Taylor scores that fit gathers, but "
                 f"'{self.model.name}' has gather_scores=False: set it to True."
@@ -163,9 +162,9 @@ class TaylorPruningCallback(keras.callbacks.Callback):
         if self.goal is not None and self._stats["learnables_reduction"] >= self.goal:
             self.done_reason = "learnables reduction goal reached"
             return
-        if self.model.criterion == "taylor" and float(self.model.score_count.numpy()) <= 0:
+        if self.model.criterion.uses_gradients and float(self.model.score_count.numpy()) <= 0:
             return  # nothing scored since the last event
-        if self.model.criterion == "taylor" and not workflow_checks.scores_finite(self.model):
+        if self.model.criterion.uses_gradients and not workflow_checks.scores_finite(self.model):
             self.done_reason = "non-finite Taylor scores (NaN or Inf gradients): pruning stopped"
             warnings.warn(
                 f"TaylorPruningCallback: the Taylor scores of '{self.model.name}' are non-finite at "
@@ -217,7 +216,7 @@ class TaylorPruningCallback(keras.callbacks.Callback):
         if logs is not None:
             logs.update(self._stats)
         if self.verbose and self._epoch_pruned:
-            io_utils.print_msg(
+            _compat.print_msg(
                 f"\nEpoch {epoch + 1}: TaylorPruningCallback pruned "
                 f"{self._epoch_pruned} filter groups; learnables "
                 f"{int(self._stats['num_learnables'])} "

@@ -15,6 +15,7 @@ import warnings
 import keras
 from keras import tree
 
+from keras_taylor import _compat
 from keras_taylor.errors import InvalidArgumentError
 
 _SETTINGS = ("loss", "loss_weights", "metrics", "weighted_metrics", "run_eagerly", "steps_per_execution", "jit_compile")
@@ -24,11 +25,8 @@ def compile_settings(model):
     """The arguments `model.compile` was called with, as objects; None if not compiled."""
     if not getattr(model, "compiled", False):
         return None
-    stored = getattr(model, "_compile_config", None)
-    config = getattr(stored, "config", None)
-    if config is None:
-        return None
-    return dict(config)
+    config = _compat.compile_arguments(model)
+    return None if config is None else dict(config)
 
 
 def compile_with(new, settings, name="model"):
@@ -55,17 +53,11 @@ def fresh_optimizer(optimizer, name="model"):
     if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
         optimizer = optimizer.inner_optimizer
     try:
-        schedule = getattr(optimizer, "_learning_rate", None)
-        if isinstance(schedule, keras.optimizers.schedules.LearningRateSchedule) or (
-            callable(schedule) and not isinstance(schedule, keras.Variable)
-        ):
+        schedule = _compat.learning_rate_schedule(optimizer)
+        if schedule is not None:
             # A schedule is stateless and may be a class Keras cannot
-            # serialise or look up by name: the object itself is reused, read
-            # past get_config on a shallow copy that holds a plain number.
-            proxy = object.__new__(type(optimizer))
-            proxy.__dict__.update(optimizer.__dict__)
-            object.__setattr__(proxy, "_learning_rate", 0.0)
-            config = proxy.get_config()
+            # serialise or look up by name: the object itself is reused.
+            config = _compat.config_without_schedule(optimizer)
             config["learning_rate"] = schedule
         else:
             config = optimizer.get_config()

@@ -21,16 +21,12 @@ import tensorflow as tf
 
 import keras
 from keras import ops
-from keras.src.backend.common import global_state
-from keras.src.random import seed_generator
-from keras.src.utils import io_utils, rng_utils
-
-from keras_taylor import checkpoint
+from keras_taylor import _compat, checkpoint, importance, report
 from keras_taylor import data as data_utils
 from keras_taylor import workflow_checks
 from keras_taylor.compile_settings import compile_settings, compile_with
 from keras_taylor.errors import InvalidArgumentError, PruningStateError
-from keras_taylor.graph import read_model
+from keras_taylor.graph.flat import check_readable
 from keras_taylor.model import TaylorPrunableModel
 from keras_taylor.recalibration import RecalibrateBeforeValidation, recalibrate_batch_norm
 from keras_taylor.rebuild import SCORE, TEST, RebuildPlanner, check_threshold
@@ -294,7 +290,8 @@ def compress(
             builds (as for Keras's `EarlyStopping`), or from `mode`.
         output: `"best-validation"` (in each iteration, the fine-tuning epoch
             with the best validation metric) or `"last-iteration"`.
-        criterion: `"taylor"`, `"l1"` or `"random"`.
+        criterion: a `kt.importance.Criterion` or its name: `"taylor"`,
+            `"l1"` or `"random"`.
         normalize: L2-normalise scores per layer.
         prune_dense: also prune Dense units.
         batch_size: batch size for NumPy inputs.
@@ -377,7 +374,8 @@ def compress(
         raise InvalidArgumentError(f"seed must be a non-negative int or None, got {seed!r}")
     # A subclassed or unbuilt model must fail here, with the reason, before
     # the data checks read its (missing) inputs.
-    read_model(model, "model")
+    check_readable(model, "model")
+    criterion = importance.get(criterion)
     workflow_checks.check_train_step(model)
     workflow_checks.check_mode(mode)
     workflow_checks.check_class_weight(class_weight)
@@ -396,7 +394,7 @@ def compress(
         val = data_utils.as_dataset(validation_data, batch_size, shuffle=False, name="validation_data")
         data_utils.check_matches(model, val, "validation_data")
     val = workflow_checks.check_compress_data(ds, train, validation_data, val, steps_per_epoch, validation_steps)
-    say = io_utils.print_msg if verbose else (lambda *a, **k: None)
+    say = _compat.print_msg if verbose else (lambda *a, **k: None)
     metric = metric or "loss"
     minimize = lower_is_better(metric)
 
@@ -404,7 +402,7 @@ def compress(
     if checkpoint_dir is not None:
         fingerprint = dict(
             goal=goal, increment=increment, fine_tune_epochs=fine_tune_epochs, score_batches=score_batches,
-            validation_threshold=validation_threshold, metric=metric, output=output, criterion=criterion,
+            validation_threshold=validation_threshold, metric=metric, output=output, criterion=importance.serialize(criterion),
             normalize=normalize, prune_dense=prune_dense, batch_size=batch_size, max_iterations=max_iterations,
             seed=seed, rebuild_threshold=rebuild_threshold, recalibration_batches=recalibration_batches, ds=checkpoint.data_fingerprint(ds),
             steps_per_epoch=steps_per_epoch, validation_steps=validation_steps, mode=mode, prune_frozen=bool(prune_frozen),
@@ -430,7 +428,7 @@ def compress(
         compile_with(pm, settings, f"model '{model.name}'")
         # Fresh scores are taken before every step, so fine-tuning need not
         # gather any.
-        pm.gather_scores = criterion == "taylor" and score_batches is None
+        pm.gather_scores = criterion.uses_gradients and score_batches is None
         # Built now, so a masked iteration can restart fine-tuning from this
         # state exactly as a rebuilt model starts from a fresh optimizer, and
         # so Keras traces each step of the new model once, not twice.
@@ -490,7 +488,7 @@ def compress(
         _reseed_layers(pm, seed, iteration)
         train = data_utils.as_dataset(ds, batch_size, shuffle=True, name="ds", seed=_iteration_seed(seed, iteration))
         step = min(1.0, min(increment, goal - reduction) * original / pm.original_learnables)
-        if criterion == "taylor" and (score_batches is not None or state["need_fresh_scores"] or float(pm.score_count.numpy()) <= 0):
+        if criterion.uses_gradients and (score_batches is not None or state["need_fresh_scores"] or float(pm.score_count.numpy()) <= 0):
             pm.reset_scores()
             # Without score_batches, later iterations score during fine-tuning,
             # so this pass is a one-off and no part of an iteration's cost.
@@ -509,7 +507,7 @@ def compress(
             else:
                 for batch in _batches(train, score_batches):
                     score(*batch)
-        if criterion == "taylor" and not workflow_checks.scores_finite(pm):
+        if criterion.uses_gradients and not workflow_checks.scores_finite(pm):
             say("The Taylor scores are non-finite (NaN or Inf gradients): not pruning by them.")
             state["stop_reason"] = NON_FINITE
             break
@@ -676,8 +674,7 @@ def _reseed(seed, iteration):
     # What keras.utils.set_random_seed does besides tf.random.set_seed: the
     # global SeedGenerator (unseeded keras.random calls) is made afresh from
     # Python's now reseeded generator.
-    global_state.set_global_attribute(rng_utils.GLOBAL_RANDOM_SEED, value)
-    global_state.set_global_attribute(seed_generator.GLOBAL_SEED_GENERATOR, None)
+    _compat.reset_global_seed(value)
 
 
 def _reseed_layers(model, seed, iteration):
@@ -689,7 +686,7 @@ def _reseed_layers(model, seed, iteration):
     if seed is None:
         return
     base = _iteration_seed(seed, iteration)
-    generators = [g for layer in _all_layers(model.net) for g in getattr(layer, "_seed_generators", ())]
+    generators = [g for layer in _all_layers(model.net) for g in _compat.seed_generators(layer)]
     for i, generator in enumerate(generators):
         state = generator.state
         state.assign(ops.cast(ops.convert_to_tensor([(base * 7919 + i) % 2**31, 0]), state.dtype))
@@ -732,7 +729,7 @@ def _copy_compiled(model, settings):
 
 def _say_unreachable_goal(pm, goal, say):
     """Warns at the start when `goal` lies beyond what filter pruning can remove."""
-    reachable = workflow_checks.max_learnables_reduction(pm)
+    reachable = report.max_reduction(pm)
     if goal > reachable + 1e-9:
         message = (
             f"goal {goal:g} is above the most filter pruning can remove from this model "

@@ -16,6 +16,8 @@ import keras
 from keras_taylor import handlers
 from keras_taylor.errors import UnsupportedModelError
 from keras_taylor.graph import Rebuild, read_model, replay
+from keras_taylor.model import TaylorPrunableModel
+from keras_taylor.surgery import compile_like
 
 # Weights a foldable layer may own; anything else (LoRA factors, int8 scales)
 # changes how the output is computed, so such a layer is left alone.
@@ -37,15 +39,6 @@ def _readers_per_tensor(flat):
     for t in flat.outputs:
         readers[t] += 1
     return readers
-
-
-def _normalizes_last_axis(node):
-    axis = node.config.get("axis", -1)
-    if isinstance(axis, (list, tuple)):
-        if len(axis) != 1:
-            return False
-        axis = axis[0]
-    return axis in (-1, len(node.input_shapes[0]) - 1)
 
 
 def _foldable_producer(node):
@@ -72,7 +65,7 @@ def find_foldable_pairs(flat):
     for node in flat.nodes:
         if not isinstance(node.layer, keras.layers.BatchNormalization):
             continue
-        if len(node.inputs) != 1 or not _normalizes_last_axis(node):
+        if len(node.inputs) != 1 or not handlers.acts_on_last_axis(node):
             continue
         producer = producer_of.get(node.inputs[0])
         if (
@@ -178,9 +171,6 @@ def fold_batch_norm(model):
     >>> bool(np.allclose(folded(x), model(x, training=False), atol=1e-5))
     True
     """
-    from keras_taylor.model import TaylorPrunableModel
-    from keras_taylor.surgery import compile_like
-
     if isinstance(model, TaylorPrunableModel):
         raise UnsupportedModelError(
             f"fold_batch_norm got the TaylorPrunableModel '{model.name}', which "

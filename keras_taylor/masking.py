@@ -26,7 +26,7 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-from keras_taylor import handlers
+from keras_taylor import _compat
 
 _TAPS = threading.local()
 
@@ -114,8 +114,6 @@ class ChannelMask(keras.layers.Layer):
         return dict(super().get_config(), channels=self.channels)
 
 
-handlers.register(ChannelMask, handlers.ChannelMaskHandler())
-
 
 class _MaskRef:
     """Holds a mask variable out of sight of Keras's weight tracking.
@@ -161,7 +159,6 @@ def _masked_kernel_class(conv_class):
         },
     )
     cls = keras.saving.register_keras_serializable(package="keras_taylor")(cls)
-    handlers.register_training_class(conv_class, cls)
     return cls
 
 
@@ -199,7 +196,7 @@ def bind_kernel_masks(flat):
             and layer.groups == 1
             and layer.data_format == "channels_last"
             and layer.built
-            and layer._kernel.shape[-2] == mask.channels
+            and _compat.raw_kernel(layer).shape[-2] == mask.channels
         )
 
     for node in flat.nodes:

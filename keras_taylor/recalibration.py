@@ -24,6 +24,7 @@ import numpy as np
 import tensorflow as tf
 from keras import tree
 
+from keras_taylor import _compat
 from keras_taylor.errors import InvalidArgumentError
 
 
@@ -35,7 +36,7 @@ def batch_norm_layers(model):
     keep their own corrections) are left out.
     """
     return [
-        layer for layer in model._flatten_layers(include_self=False, recursive=True)
+        layer for layer in _compat.all_sublayers(model)
         if isinstance(layer, keras.layers.BatchNormalization)
         and layer.trainable and not layer.renorm
     ]

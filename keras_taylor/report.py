@@ -5,6 +5,8 @@ import pandas as pd
 
 from keras_taylor import accounting, handlers
 from keras_taylor.graph import ChannelGraph, Options, read_model
+from keras_taylor.masking import ChannelMask
+from keras_taylor.model import TaylorPrunableModel
 
 COLUMNS = [
     "name", "type", "output_shape", "num_learnables", "learnables_reduction",
@@ -13,8 +15,6 @@ COLUMNS = [
 
 
 def _graph_and_alive(model_or_pm, prune_dense=False):
-    from keras_taylor.model import TaylorPrunableModel
-
     if isinstance(model_or_pm, TaylorPrunableModel):
         return model_or_pm.channel_graph, model_or_pm.alive
     graph = ChannelGraph(read_model(model_or_pm), Options(prune_dense=prune_dense))
@@ -53,11 +53,12 @@ def analyze(model_or_pm, prune_dense=False):
     full = np.ones(graph.num_units, dtype=bool)
     before = {c.name: c for c in accounting.count_layers(graph, full)}
     macs = accounting.layer_multiply_accumulates(graph, alive)
+    blockers = graph.source_blockers()
     rows = []
     for node, count in zip(
         accounting.first_nodes(graph.flat), accounting.count_layers(graph, alive)
     ):
-        if type(node.layer).__name__ == "ChannelMask":
+        if isinstance(node.layer, ChannelMask):
             continue
         units = graph.layer_units.get(node.name)
         original = before[node.name].learnables
@@ -68,10 +69,9 @@ def analyze(model_or_pm, prune_dense=False):
             filters = len(units)
             pruned = int((~alive[units]).sum())
             prunable = bool(graph.unit_prunable[units].any())
-            if not prunable and graph.layer_roles.get(node.name) == handlers.SOURCE:
-                found = graph.blockers_of(node.name)
-                if found:
-                    blocked_by, reason = found[0]
+            found = blockers.get(node.name)
+            if not prunable and found:
+                blocked_by, reason = found[0]
         shape = node.output_shapes[0] if node.output_shapes else None
         rows.append({
             "name": node.name,

@@ -1,23 +1,21 @@
-"""Importance criteria for channel groups.
+"""The arithmetic behind the importance criteria (see `keras_taylor.importance`).
 
-* ``"taylor"`` (Molchanov et al. 2017): for each sample, the first-order
-  change of the loss when a channel is zeroed, |sum over positions of
-  activation x gradient| (or the mean over positions, the paper's form),
-  summed over every place the channel group enters a consumer, then averaged
-  over samples. Gathered from the gradients of the training step itself.
-* ``"l1"`` (Li et al. 2017): sum of the absolute kernel weights that make the
-  group's filters. Needs no data.
-* ``"random"``: a baseline.
+* Taylor (Molchanov et al. 2017): for each sample, the first-order change
+  of the loss when a channel is zeroed, |sum over positions of activation x
+  gradient| (or the mean over positions, the paper's form), summed over every
+  place the channel group enters a consumer, then averaged over samples.
+  `taylor_batch_scores` computes one batch's part inside the training step.
+* L1 (Li et al. 2017): `l1_scores` sums the absolute kernel weights that make
+  each channel group.
 
-Normalisation (optional): divide each score by the L2 norm of the scores of
-the groups whose first producing layer is the same, so layers with large
-activations do not dominate a global ranking.
+Normalisation per layer lives with the pruning decision (`pruner.py`).
 """
 
 import numpy as np
 import tensorflow as tf
 
-CRITERIA = ("taylor", "l1", "random")
+from keras_taylor.pruner import normalize_per_layer  # noqa: F401  (kept importable here)
+
 SPATIAL_REDUCTIONS = ("mean", "sum")
 
 
@@ -52,7 +50,7 @@ def _position_sums(tap, grad):
 
 
 def taylor_batch_scores(taps, tap_grads, layout, num_units, sample_scale):
-    """Sum over the batch of |per-sample Taylor contribution|, per unit.
+    """Sum over the batch of |per-sample Taylor contribution|, per channel group.
 
     Args:
         taps: mask name -> mask output tensor (batch, ..., channels).
@@ -83,7 +81,7 @@ def taylor_batch_scores(taps, tap_grads, layout, num_units, sample_scale):
 
 
 def l1_scores(channel_graph, layer_kernels, num_units):
-    """Per unit, the L1 norm of every kernel slice that produces it.
+    """Per channel group, the L1 norm of every kernel slice that produces it.
 
     `layer_kernels` maps layer name -> (kernel array, output axis).
     """
@@ -96,21 +94,4 @@ def l1_scores(channel_graph, layer_kernels, num_units):
         per_channel = kernel.reshape(-1, kernel.shape[-1]).sum(axis=0)
         if len(per_channel) == len(units):
             np.add.at(scores, units, per_channel)
-    return scores
-
-
-def random_scores(num_units, rng):
-    return rng.random(num_units)
-
-
-def normalize_per_layer(scores, unit_primary_layer, units):
-    """L2-normalises `scores[units]` within groups of the same first layer."""
-    scores = np.asarray(scores, dtype=np.float64).copy()
-    groups = {}
-    for u in units:
-        groups.setdefault(unit_primary_layer.get(int(u)), []).append(int(u))
-    for members in groups.values():
-        norm = np.sqrt(np.sum(scores[members] ** 2))
-        if norm > 0:
-            scores[members] /= norm
     return scores

@@ -8,6 +8,7 @@ from keras_taylor import handlers
 from keras_taylor.errors import UnsupportedModelError
 from keras_taylor.graph import Rebuild, replay, slice_weights
 from keras_taylor.masking import ChannelMask
+from keras_taylor.model import TaylorPrunableModel
 
 
 class _Strip(Rebuild):
@@ -61,8 +62,6 @@ def strip_pruning(model):
     >>> small.get_layer(index=1).filters
     5
     """
-    from keras_taylor.model import TaylorPrunableModel
-
     if not isinstance(model, TaylorPrunableModel):
         raise UnsupportedModelError(
             "strip_pruning expects a keras_taylor.TaylorPrunableModel, got "
@@ -70,7 +69,7 @@ def strip_pruning(model):
             "model with kt.TaylorPrunableModel(model) and prune it first."
         )
     stripped = replay(
-        model._flat, _Strip(model.channel_graph, model.alive), name=model.net.name
+        model.channel_graph.flat, _Strip(model.channel_graph, model.alive), name=model.net.name
     )
     return compile_like(stripped, model)
 

@@ -12,6 +12,7 @@ import tensorflow as tf
 import keras
 from keras import tree
 
+from keras_taylor import _compat
 from keras_taylor.errors import InvalidArgumentError, PruningStateError, UnsupportedModelError
 
 # Batches of a dataset read for NaN/Inf before training; arrays are read whole.
@@ -124,7 +125,7 @@ def check_train_step(model):
 
 
 def check_has_loss(model):
-    if getattr(model, "_compile_loss", None) is None:
+    if not _compat.has_compiled_loss(model):
         raise PruningStateError(
             f"model '{model.name}' was compiled without a loss: compress scores filters by the gradient "
             "of the compiled loss and fine-tunes with it, so compile it with one: "
@@ -173,14 +174,12 @@ def resolve_metric(pm, dataset, metric, mode, needs_direction):
 
 
 def _keras_direction(pm, metric):
-    from keras.src.trainers.compile_utils import CompileMetrics, MetricsList
-
     for m in pm.metrics:
-        for sub in (m.metrics if isinstance(m, (CompileMetrics, MetricsList)) else [m]):
+        for sub in _compat.leaf_metrics(m):
             names = {sub.name}
             names.update(f"{prefix}_{sub.name}" for prefix in getattr(pm, "output_names", None) or [])
             if metric in names or metric.endswith("_" + sub.name):
-                return getattr(sub, "_direction", None) or _DIRECTION_OF_CLASS.get(type(sub).__name__)
+                return _compat.metric_direction(sub) or _DIRECTION_OF_CLASS.get(type(sub).__name__)
     return None
 
 
@@ -202,12 +201,3 @@ def check_class_weight(class_weight):
         raise InvalidArgumentError(
             f"class_weight must be a dict {{class index: weight}} or None, got {type(class_weight).__name__}"
         )
-
-
-def max_learnables_reduction(pm):
-    """The largest fraction of `pm`'s unpruned learnables that filter pruning can remove."""
-    from keras_taylor import accounting
-
-    alive, candidates = pm._candidates()
-    least, _ = pm.channel_graph.remove(candidates, alive)
-    return 1.0 - accounting.total_learnables(pm.channel_graph, least) / pm.original_learnables

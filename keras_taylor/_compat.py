@@ -1,0 +1,251 @@
+"""Every access to Keras internals, in one place.
+
+keras_taylor reads a model's graph, traces training steps and re-creates
+layers in ways Keras 3 has no public API for. Each function here wraps one
+such access and says which public API it stands in for, so a Keras upgrade
+that moves something breaks here, in one small function, and nowhere else.
+Nothing in this module imports keras_taylor.
+"""
+
+import contextlib
+import importlib
+
+import keras
+
+# ---------------------------------------------------------------- models
+
+try:  # keras.Model(inputs, outputs) returns a Functional, which is not public.
+    from keras.src.models.functional import Functional
+except ImportError:  # pragma: no cover
+    Functional = keras.Model
+
+
+def functional_of_sequential(model):
+    """The functional graph a built `keras.Sequential` keeps (None if unbuilt).
+
+    Public stand-in: none; `model.inputs`/`outputs` exist but not the nodes.
+    """
+    return getattr(model, "_functional", None)
+
+
+def nodes_by_depth(functional):
+    """{depth: [Node]} of a functional model (Keras's own execution order).
+
+    Public stand-in: none (`model.operations` has no call nodes).
+    """
+    return functional._nodes_by_depth
+
+
+def structures(functional):
+    """The (inputs, outputs) nesting structures a functional model was built with.
+
+    Public stand-in: `model.inputs`/`model.outputs`, which are flattened.
+    """
+    return functional._inputs_struct, functional._outputs_struct
+
+
+def producer(tensor):
+    """The operation that made a symbolic tensor, or None for a raw input.
+
+    Public stand-in: none; `KerasTensor` keeps it in `_keras_history`.
+    """
+    history = getattr(tensor, "_keras_history", None)
+    return history.operation if history else None
+
+
+def safe_mode_scope(safe_mode):
+    """Context in which `from_config` may (or may not) re-create Lambda layers.
+
+    Public stand-in: `keras.config.enable_unsafe_deserialization()`, which is
+    global and permanent; this one is scoped.
+    """
+    try:
+        from keras.src.saving.serialization_lib import SafeModeScope
+    except ImportError:  # pragma: no cover
+        return contextlib.nullcontext()
+    return SafeModeScope(safe_mode)
+
+
+def all_sublayers(model):
+    """Every layer inside `model`, nested ones included, not `model` itself.
+
+    Public stand-in: walking `model.layers` by hand, which misses layers held
+    by custom layers. Anything that is not a Keras layer holds none.
+    """
+    flatten = getattr(model, "_flatten_layers", None)
+    return [] if flatten is None else list(flatten(include_self=False, recursive=True))
+
+
+# ---------------------------------------------------------------- layers
+
+def created_trainable_weights(layer):
+    """The weights `layer` was built to train, even while it is frozen.
+
+    Public stand-in: `layer.trainable_weights`, which is empty when
+    `layer.trainable` is False.
+    """
+    variables = getattr(layer, "_trainable_variables", None)
+    return layer.trainable_weights if variables is None else variables
+
+
+def raw_kernel(layer):
+    """A convolution's kernel variable, not a (masked or quantized) view of it.
+
+    Public stand-in: `layer.kernel`, which a subclass may compute.
+    """
+    return layer._kernel
+
+
+def keras_op_classes(*names):
+    """The classes of `keras.ops` numpy operations (`Add`, `Multiply`, ...).
+
+    Public stand-in: none; `keras.ops.add` is a function whose call in a
+    functional model leaves a node of one of these classes.
+    """
+    from keras.src.ops import numpy as knp
+
+    return [getattr(knp, n) for n in names if hasattr(knp, n)]
+
+
+def _application_layer_class(module, name):
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError):
+        return None
+
+
+def application_layer_classes():
+    """{name: class} of layers defined inside keras.applications (None if gone).
+
+    Public stand-in: none; `keras.applications` does not export the layers
+    its models use: ConvNeXt's per-channel `LayerScale` and
+    InceptionResNetV2's scaled residual sum `CustomScaleLayer`.
+    """
+    return {
+        "LayerScale": _application_layer_class("keras.src.applications.convnext", "LayerScale"),
+        "CustomScaleLayer": _application_layer_class(
+            "keras.src.applications.inception_resnet_v2", "CustomScaleLayer"
+        ),
+    }
+
+
+# -------------------------------------------------------------- training
+
+def compute_loss(model, x, y, y_pred, sample_weight, training):
+    """The compiled loss of `model`, as its own train step computes it.
+
+    Public stand-in: `model.compute_loss`, which Keras's train step wraps.
+    """
+    return model._compute_loss(
+        x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=training
+    )
+
+
+def has_compiled_loss(model):
+    """Whether `model.compile` was given a loss. Public stand-in: none."""
+    return getattr(model, "_compile_loss", None) is not None
+
+
+def track_loss(model, loss, batch):
+    """Records `loss` in the `loss` metric as Keras's own train step does.
+
+    Public stand-in: none; the tracker and the unscaling under a
+    distribution strategy are Keras internals.
+    """
+    from keras.src.losses.loss import unscale_loss_for_distribution
+
+    model._loss_tracker.update_state(unscale_loss_for_distribution(loss), sample_weight=batch)
+
+
+def compiled_metric_and_loss(model):
+    """The compiled metrics and loss containers (None when not compiled).
+
+    Public stand-in: none; they are built lazily at the first step.
+    """
+    return getattr(model, "_compile_metrics", None), getattr(model, "_compile_loss", None)
+
+
+def leaf_metrics(metric):
+    """The metrics inside one of `model.metrics` (Keras groups the compiled
+    ones in a container); a plain metric is its own leaf.
+
+    Public stand-in: none; the containers are Keras internals.
+    """
+    from keras.src.trainers.compile_utils import CompileMetrics, MetricsList
+
+    return metric.metrics if isinstance(metric, (CompileMetrics, MetricsList)) else [metric]
+
+
+def metric_direction(metric):
+    """'up', 'down' or None: what Keras knows of which way a metric improves.
+
+    Public stand-in: none; `EarlyStopping` reads the same private attribute.
+    """
+    return getattr(metric, "_direction", None)
+
+
+def compile_arguments(model):
+    """The arguments `model.compile` was called with, as the objects given
+    (None if unknown).
+
+    Public stand-in: `model.get_compile_config()`, which serialises them, so
+    an unregistered loss or schedule cannot come back from it.
+    """
+    return getattr(getattr(model, "_compile_config", None), "config", None)
+
+
+def learning_rate_schedule(optimizer):
+    """The optimizer's learning-rate schedule object, or None for a number.
+
+    Public stand-in: `optimizer.learning_rate`, which evaluates the schedule.
+    """
+    value = getattr(optimizer, "_learning_rate", None)
+    if isinstance(value, keras.optimizers.schedules.LearningRateSchedule) or (
+        callable(value) and not isinstance(value, keras.Variable)
+    ):
+        return value
+    return None
+
+
+def config_without_schedule(optimizer):
+    """`optimizer.get_config()` with a plain learning rate in place of its schedule.
+
+    Public stand-in: `get_config`, which serialises the schedule and fails on
+    one Keras cannot look up by name; read on a shallow copy holding 0.0.
+    """
+    proxy = object.__new__(type(optimizer))
+    proxy.__dict__.update(optimizer.__dict__)
+    object.__setattr__(proxy, "_learning_rate", 0.0)
+    return proxy.get_config()
+
+
+# ------------------------------------------------------------ printing, seeds
+
+def print_msg(*args, **kwargs):
+    """Keras's progress printing (goes where `fit`'s progress bar goes).
+
+    Public stand-in: `print`, which ignores `keras.config.disable_interactive_logging`.
+    """
+    from keras.src.utils import io_utils
+
+    return io_utils.print_msg(*args, **kwargs)
+
+
+def reset_global_seed(value):
+    """The global part of `keras.utils.set_random_seed(value)`, without TF's.
+
+    `set_random_seed` also calls `tf.random.set_seed`, which resets every
+    TensorFlow random op; this sets only Keras's global seed and drops the
+    global SeedGenerator so the next unseeded call makes it afresh.
+    """
+    from keras.src.backend.common import global_state
+    from keras.src.random import seed_generator
+    from keras.src.utils import rng_utils
+
+    global_state.set_global_attribute(rng_utils.GLOBAL_RANDOM_SEED, value)
+    global_state.set_global_attribute(seed_generator.GLOBAL_SEED_GENERATOR, None)
+
+
+def seed_generators(layer):
+    """The `SeedGenerator`s a layer (Dropout, ...) draws from. Public stand-in: none."""
+    return getattr(layer, "_seed_generators", ())

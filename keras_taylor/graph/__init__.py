@@ -1,0 +1,33 @@
+"""The model as keras-taylor sees it: layer calls (`flat`) and channel groups (`channels`).
+
+`read_model` -> `FlatGraph` -> `ChannelGraph` (built once per model) ->
+`replay` (a new model from the flat graph, layer by layer).
+"""
+
+from keras_taylor.graph.channels import (
+    ChannelGraph,
+    Keep,
+    Options,
+    slice_weights,
+    sliced_shapes,
+)
+from keras_taylor.graph.flat import (
+    FlatGraph,
+    LayerNode,
+    Rebuild,
+    read_model,
+    replay,
+)
+
+__all__ = [
+    "ChannelGraph",
+    "FlatGraph",
+    "Keep",
+    "LayerNode",
+    "Options",
+    "Rebuild",
+    "read_model",
+    "replay",
+    "slice_weights",
+    "sliced_shapes",
+]

@@ -1,0 +1,289 @@
+"""Reading a Keras model into a flat list of layer calls, and replaying it.
+
+`read_model` flattens a functional or Sequential model (nested sub-models
+and shared layers included) into a `FlatGraph`: `LayerNode`s in execution
+order, each naming its input and output tensors by integer id.
+
+`replay` rebuilds a flat graph with new layers (copies, masked or sliced),
+asking a `Rebuild` how to make each one.
+"""
+
+import dataclasses
+
+import keras
+from keras import tree
+
+from keras_taylor import _compat
+from keras_taylor.errors import UnsupportedModelError
+
+
+@dataclasses.dataclass
+class LayerNode:
+    """One call of a layer (or keras op) in the flattened graph."""
+
+    index: int
+    layer: object
+    name: str
+    keras_node: object
+    inputs: list
+    outputs: list
+    input_shapes: list
+    output_shapes: list
+    config: dict
+
+
+@dataclasses.dataclass
+class FlatGraph:
+    """A model read by `read_model`: its layer calls in execution order."""
+
+    name: str
+    inputs: list
+    outputs: list
+    inputs_struct: object
+    outputs_struct: object
+    tensors: dict  # tensor id -> KerasTensor (the first one seen)
+    nodes: list
+    input_names: list
+    output_names: list
+
+
+def _as_functional(model, where):
+    if isinstance(model, keras.Sequential):
+        functional = _compat.functional_of_sequential(model)
+        if functional is None:
+            raise UnsupportedModelError(
+                f"{where}: Sequential model '{model.name}' is not built. Give "
+                "it an `keras.Input(shape=...)` first, or call "
+                "`model.build(input_shape)`."
+            )
+        return functional
+    if isinstance(model, _compat.Functional):
+        return model
+    if isinstance(model, keras.Model):
+        raise UnsupportedModelError(
+            f"{where}: '{model.name}' is a subclassed keras.Model "
+            f"({type(model).__name__}); its call() is Python code whose "
+            "channel flow cannot be read. Rebuild it with the functional API "
+            "(keras.Model(inputs, outputs)) or as a keras.Sequential."
+        )
+    raise UnsupportedModelError(
+        f"{where}: expected a keras.Model, got {type(model).__name__}."
+    )
+
+
+def check_readable(model, where="model"):
+    """Raises `UnsupportedModelError` now if `read_model` could not read `model`.
+
+    Cheaper than reading it: only the model's kind and build state are checked.
+    """
+    _as_functional(model, where)
+
+
+def _safe_config(op):
+    try:
+        return op.get_config()
+    except Exception:  # Ops and odd layers may have no config.
+        return {}
+
+
+class _Reader:
+    """One pass over a functional model and the sub-models it calls."""
+
+    def __init__(self, where):
+        self.where = where
+        self.tensors, self.keys = {}, {}
+        self.nodes, self.names_taken, self.layer_names = [], set(), {}
+
+    def tensor_id(self, scope, tensor):
+        key = (scope, id(tensor))
+        if key not in self.keys:
+            self.keys[key] = len(self.keys)
+            self.tensors[self.keys[key]] = tensor
+        return self.keys[key]
+
+    def unique_name(self, layer, scope_name):
+        if id(layer) in self.layer_names:
+            return self.layer_names[id(layer)]
+        base = getattr(layer, "name", type(layer).__name__)
+        name = base
+        if name in self.names_taken and scope_name:
+            name = f"{scope_name}_{base}"
+        suffix = 1
+        while name in self.names_taken:
+            suffix += 1
+            name = f"{base}_{suffix}"
+        self.names_taken.add(name)
+        self.layer_names[id(layer)] = name
+        return name
+
+    def walk(self, fn, scope, scope_name):
+        by_depth = _compat.nodes_by_depth(fn)
+        for depth in sorted(by_depth, reverse=True):
+            for node in by_depth[depth]:
+                op = node.operation
+                if node.is_input or op is None:
+                    continue
+                if any((scope, id(t)) not in self.keys for t in node.input_tensors):
+                    continue  # not connected to this model's inputs
+                in_ids = [self.keys[(scope, id(t))] for t in node.input_tensors]
+                if isinstance(op, keras.Model):
+                    self.walk_into(op, node, scope, in_ids)
+                else:
+                    self.add_node(op, node, scope, scope_name, in_ids)
+
+    def walk_into(self, model, node, scope, in_ids):
+        """Reads a nested model in place of the node that calls it."""
+        inner = _as_functional(model, f"{self.where} > {model.name}")
+        inner_scope = scope + (len(self.keys), id(model))
+        for inner_in, tid in zip(inner.inputs, in_ids):
+            self.keys[(inner_scope, id(inner_in))] = tid
+        self.walk(inner, inner_scope, model.name)
+        for inner_out, outer_out in zip(inner.outputs, node.outputs):
+            self.keys[(scope, id(outer_out))] = self.keys[(inner_scope, id(inner_out))]
+
+    def add_node(self, op, node, scope, scope_name, in_ids):
+        out_ids = [self.tensor_id(scope, t) for t in node.outputs]
+        self.nodes.append(
+            LayerNode(
+                index=len(self.nodes),
+                layer=op,
+                name=self.unique_name(op, scope_name),
+                keras_node=node,
+                inputs=in_ids,
+                outputs=out_ids,
+                input_shapes=[tuple(t.shape) for t in node.input_tensors],
+                output_shapes=[tuple(t.shape) for t in node.outputs],
+                config=_safe_config(op),
+            )
+        )
+
+
+def read_model(model, where="model"):
+    """Flattens `model` into a `FlatGraph`. Never modifies `model`.
+
+    Args:
+        model: a built functional or Sequential `keras.Model`.
+        where: how errors name the model.
+
+    Raises:
+        UnsupportedModelError: for a subclassed or unbuilt model, or an
+            output that does not depend on the inputs.
+    """
+    functional = _as_functional(model, where)
+    reader = _Reader(where)
+    for tensor in functional.inputs:
+        reader.names_taken.add(_compat.producer(tensor).name)
+    input_ids = [reader.tensor_id((), t) for t in functional.inputs]
+    reader.walk(functional, (), "")
+    missing = [t for t in functional.outputs if ((), id(t)) not in reader.keys]
+    if missing:
+        raise UnsupportedModelError(
+            f"{where}: output {missing[0].name} is not connected to the inputs."
+        )
+    inputs_struct, outputs_struct = _compat.structures(functional)
+    return FlatGraph(
+        name=model.name,
+        inputs=input_ids,
+        outputs=[reader.keys[((), id(t))] for t in functional.outputs],
+        inputs_struct=inputs_struct,
+        outputs_struct=outputs_struct,
+        tensors=reader.tensors,
+        nodes=reader.nodes,
+        input_names=[_compat.producer(t).name for t in functional.inputs],
+        output_names=[_producer_name(t) for t in functional.outputs],
+    )
+
+
+def _producer_name(tensor):
+    operation = _compat.producer(tensor)
+    return operation.name if operation is not None else str(tensor.name)
+
+
+def _copy_operation(op, config=None, name=None, cls=None):
+    """A fresh `cls` (`op`'s class by default) with `config` (`op`'s by default)."""
+    config = dict(_safe_config(op) if config is None else config)
+    if name is not None and "name" in config:
+        config["name"] = name
+    try:
+        # The op is a live object of the caller's own model, not an
+        # untrusted file, so Lambda layers may be re-created.
+        with _compat.safe_mode_scope(False):
+            return (cls or type(op)).from_config(config)
+    except Exception as exc:
+        if isinstance(op, keras.layers.Layer):
+            raise UnsupportedModelError(
+                f"layer '{op.name}' ({type(op).__name__}) cannot be re-created "
+                f"from its config: {exc}. Give it a working get_config() and "
+                "register it with keras.saving.register_keras_serializable()."
+            ) from exc
+        return op  # stateless keras op without a usable config: reuse it
+
+
+class Rebuild:
+    """How `replay` makes each layer; subclasses change config and weights."""
+
+    def config(self, node):
+        return node.config
+
+    def weights(self, node):
+        return node.layer.get_weights()
+
+    def layer_class(self, node):
+        """The class of the copy (one with the same config and weights)."""
+        return type(node.layer)
+
+    def skip(self, node):
+        """True to drop `node` (it must have one input and one output)."""
+        return False
+
+    def wrap_input(self, node, k, value):
+        return value
+
+
+def replay(flat, rebuild, name=None, tensor_map=None):
+    """Builds a new functional model from `flat`, layer by layer.
+
+    Args:
+        flat: the `FlatGraph` to rebuild.
+        rebuild: a `Rebuild` saying how each layer is made.
+        name: the new model's name (`flat.name` by default).
+        tensor_map: an optional dict, filled with `flat`'s tensor ids mapped
+            to the new model's symbolic tensors, so a caller can carry what
+            it knows about `flat` over to the new model without reading it.
+    """
+    values = {} if tensor_map is None else tensor_map
+    made = {}
+    new_inputs = []
+    for tid, input_name in zip(flat.inputs, flat.input_names):
+        symbolic = flat.tensors[tid]
+        tensor = keras.Input(batch_shape=symbolic.shape, dtype=symbolic.dtype, name=input_name)
+        values[tid] = tensor
+        new_inputs.append(tensor)
+    for node in flat.nodes:
+        ins = [
+            rebuild.wrap_input(node, k, values[t]) for k, t in enumerate(node.inputs)
+        ]
+        if rebuild.skip(node):
+            values[node.outputs[0]] = ins[0]
+            continue
+        key = id(node.layer)
+        first_call = key not in made
+        if first_call:
+            made[key] = _copy_operation(node.layer, rebuild.config(node), node.name, rebuild.layer_class(node))
+        layer = made[key]
+        tensor_dict = {
+            id(symbolic): value
+            for symbolic, value in zip(node.keras_node.input_tensors, ins)
+        }
+        args, kwargs = node.keras_node.arguments.fill_in(tensor_dict)
+        outs = tree.flatten(layer(*args, **kwargs))
+        for tid, out in zip(node.outputs, outs):
+            values[tid] = out
+        if first_call and isinstance(layer, keras.layers.Layer) and layer.weights:
+            layer.set_weights(rebuild.weights(node))
+    outputs = [values[t] for t in flat.outputs]
+    return keras.Model(
+        tree.pack_sequence_as(flat.inputs_struct, new_inputs),
+        tree.pack_sequence_as(flat.outputs_struct, outputs),
+        name=name or flat.name,
+    )

@@ -1,0 +1,215 @@
+"""Which channel groups go: the pruning decision, in NumPy alone.
+
+Given a score per channel group, which groups are still alive, how the
+groups spread over layers and what the goal costs, `plan` says which groups
+to remove. It knows nothing of Keras: the channel graph describes the model
+to it as a `ChannelLayout`, and the prunable model applies its answer as masks.
+
+The rules it keeps:
+
+* never a layer's last channel: a group goes only if every layer holding
+  channels of it keeps at least one channel;
+* lowest score first (ties in group order);
+* at most `limit` groups, and no more than needed to reduce a cost by
+  `reduce_by` (the goal).
+
+A cost is anything with `total(alive) -> float` that does not grow when a
+group is removed: `CostVector` (a fixed cost per group, e.g. learnables,
+MACs or latency estimates) or an exact measure of the pruned model
+(`CostFunction`, how `TaylorPrunableModel` counts learnables).
+"""
+
+import numpy as np
+
+
+class ChannelLayout:
+    """How channel groups spread over the layers that create channels.
+
+    Args:
+        num_groups: number of channel groups.
+        layer_groups: a list, one entry per layer, of the channel group of
+            each output channel the layer creates (int arrays).
+        removable: bool array, one per group: whether a criterion may remove
+            it (groups that are blocked or hold no created channel may not).
+
+    Example:
+
+    >>> import numpy as np
+    >>> layout = ChannelLayout(3, [np.array([0, 1]), np.array([2])], np.ones(3, bool))
+    >>> layout.remove_in_order([0, 1, 2], np.ones(3, bool))[1]  # each layer keeps one
+    [0]
+    """
+
+    def __init__(self, num_groups, layer_groups, removable):
+        self.num_groups = int(num_groups)
+        self.removable = np.asarray(removable, dtype=bool)
+        if self.removable.shape != (self.num_groups,):
+            raise ValueError(
+                f"removable must have shape ({self.num_groups},), got {self.removable.shape}"
+            )
+        self.num_layers = len(layer_groups)
+        # members[g]: (layer index, channels of g in that layer) for every layer
+        # holding channels of g.
+        self.members = [[] for _ in range(self.num_groups)]
+        for layer, groups in enumerate(layer_groups):
+            values, counts = np.unique(np.asarray(groups, dtype=np.int64), return_counts=True)
+            for g, c in zip(values, counts):
+                self.members[int(g)].append((layer, int(c)))
+        self._layer_groups = [np.asarray(g, dtype=np.int64) for g in layer_groups]
+
+    def channels_left(self, alive):
+        """Channels each layer keeps when groups with `alive` False are gone."""
+        alive = np.asarray(alive, dtype=bool)
+        return np.array([int(alive[g].sum()) for g in self._layer_groups], dtype=np.int64)
+
+    def remove_in_order(self, order, alive, limit=None):
+        """Removes groups in `order` while every layer keeps one channel.
+
+        Groups already removed are skipped, as are groups whose removal would
+        empty a layer (later groups may still go).
+
+        Returns:
+            `(alive, removed)`: the new alive array and the removed groups,
+            in the order they went.
+        """
+        alive = np.array(alive, dtype=bool)
+        left = self.channels_left(alive)
+        removed = []
+        for g in order:
+            if limit is not None and len(removed) >= limit:
+                break
+            members = self.members[int(g)]
+            if not alive[g] or any(left[layer] - c < 1 for layer, c in members):
+                continue
+            for layer, c in members:
+                left[layer] -= c
+            alive[g] = False
+            removed.append(int(g))
+        return alive, removed
+
+    def candidates(self, alive):
+        """Groups still alive that a criterion may remove."""
+        return np.flatnonzero(np.asarray(alive, dtype=bool) & self.removable)
+
+    def num_removable(self, alive):
+        """How many more groups could go, each layer keeping one channel."""
+        return len(self.remove_in_order(self.candidates(alive), alive)[1])
+
+
+class CostVector:
+    """A cost that is a fixed amount per alive group plus a constant.
+
+    Args:
+        per_group: float array, one per channel group.
+        base: the cost of everything no group affects.
+
+    Example:
+
+    >>> cost = CostVector([2.0, 3.0], base=1.0)
+    >>> cost.total([True, False])
+    3.0
+    """
+
+    def __init__(self, per_group, base=0.0):
+        self.per_group = np.asarray(per_group, dtype=np.float64)
+        self.base = float(base)
+
+    def total(self, alive):
+        return self.base + float(self.per_group[np.asarray(alive, dtype=bool)].sum())
+
+
+class CostFunction:
+    """A cost measured by a function of the alive array (exact, not additive).
+
+    Args:
+        fn: `fn(alive) -> float`, not growing when a group is removed.
+    """
+
+    def __init__(self, fn):
+        self.fn = fn
+
+    def total(self, alive):
+        return float(self.fn(np.asarray(alive, dtype=bool)))
+
+
+def fewest_for_reduction(alive, removable, cost, reduce_by):
+    """Fewest leading groups of `removable` whose removal cuts `cost` by `reduce_by`.
+
+    A binary search over prefixes, since removing more never costs more.
+    Returns `len(removable)` when even all of them fall short.
+    """
+    alive = np.asarray(alive, dtype=bool)
+    target = cost.total(alive) - reduce_by
+    lo, hi = 0, len(removable)
+    trial = alive.copy()
+    while lo < hi:
+        mid = (lo + hi) // 2
+        trial[:] = alive
+        trial[np.asarray(removable[:mid], dtype=np.int64)] = False
+        if cost.total(trial) <= target:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+def plan(scores, alive, layout, limit=None, cost=None, reduce_by=None):
+    """The channel groups to remove now, lowest score first.
+
+    Args:
+        scores: float array, one per channel group (only alive, removable
+            groups are read).
+        alive: bool array, one per channel group.
+        layout: the `ChannelLayout` of the model.
+        limit: the most groups to remove, or None for no limit.
+        cost: what `reduce_by` is measured in (`CostVector`, `CostFunction`).
+        reduce_by: stop once `cost` has fallen by this much (None: no goal).
+
+    Returns:
+        int array of the groups to remove, in the order they go.
+
+    Example:
+
+    >>> import numpy as np
+    >>> layout = ChannelLayout(4, [np.arange(4)], np.ones(4, bool))
+    >>> plan(np.array([0.4, 0.1, 0.3, 0.2]), np.ones(4, bool), layout, limit=2).tolist()
+    [1, 3]
+    >>> cost = CostVector([5.0, 1.0, 1.0, 1.0])
+    >>> plan(np.array([0.4, 0.1, 0.3, 0.2]), np.ones(4, bool), layout,
+    ...      cost=cost, reduce_by=2.0).tolist()
+    [1, 3]
+    """
+    if (cost is None) != (reduce_by is None):
+        raise ValueError("give cost and reduce_by together, or neither")
+    scores = np.asarray(scores, dtype=np.float64)
+    alive = np.asarray(alive, dtype=bool)
+    candidates = layout.candidates(alive)
+    order = candidates[np.argsort(scores[candidates], kind="stable")]
+    _, removable = layout.remove_in_order(order, alive)
+    count = len(removable) if limit is None else min(int(limit), len(removable))
+    if reduce_by is not None:
+        count = min(count, fewest_for_reduction(alive, removable, cost, reduce_by))
+    return np.asarray(removable[:count], dtype=np.int64)
+
+
+def normalize_per_layer(scores, primary_layer, groups):
+    """L2-normalises `scores[groups]` among groups of the same first layer.
+
+    Molchanov et al. 2017: layers with large activations would otherwise
+    dominate a global ranking.
+
+    Args:
+        scores: float array, one per channel group.
+        primary_layer: mapping group -> the first layer creating its
+            channels (groups missing from it are normalised together).
+        groups: the groups to normalise.
+    """
+    scores = np.asarray(scores, dtype=np.float64).copy()
+    by_layer = {}
+    for g in groups:
+        by_layer.setdefault(primary_layer.get(int(g)), []).append(int(g))
+    for members in by_layer.values():
+        norm = np.sqrt(np.sum(scores[members] ** 2))
+        if norm > 0:
+            scores[members] /= norm
+    return scores
