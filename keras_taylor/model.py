@@ -7,6 +7,7 @@ import tensorflow as tf
 import keras
 from keras import tree
 
+from keras_taylor import _compat
 from keras_taylor import accounting, handlers, scoring
 from keras_taylor.errors import (
     InvalidArgumentError,
@@ -265,7 +266,7 @@ class TaylorPrunableModel(keras.Model):
             )
             batch = tf.shape(next(i for i in tree.flatten(x) if i is not None))[0]
             self._loss_tracker.update_state(
-                keras.src.losses.loss.unscale_loss_for_distribution(loss),
+                _compat.unscale_loss_for_distribution(loss),
                 sample_weight=batch,
             )
             if self.optimizer is not None:

@@ -11,7 +11,7 @@ import pytest
 REPO = pathlib.Path(__file__).resolve().parents[1]
 MODULES = [
     "keras_taylor.model", "keras_taylor.surgery", "keras_taylor.report", "keras_taylor.callbacks",
-    "keras_taylor.compress", "keras_taylor.masking", "keras_taylor.reference_models",
+    "keras_taylor.compress", "keras_taylor.masking", "keras_taylor.reference_models", "keras_taylor.saving",
 ]
 
 
