@@ -19,3 +19,33 @@ def unscale_loss_for_distribution(loss):
 
     unscale = getattr(loss_module, "unscale_loss_for_distribution", None)
     return loss if unscale is None else unscale(loss)
+
+
+def batch_norm_renorm(layer):
+    """Whether a `BatchNormalization` layer uses batch renormalization.
+
+    Public stand-in: `layer.renorm`, which newer Keras releases have; Keras 3.5
+    has no renormalization (and no such attribute), so False there.
+    """
+    return bool(getattr(layer, "renorm", False))
+
+
+def reset_keras_global_seed(value):
+    """Keras's global random state from `value`, TensorFlow's left alone.
+
+    Public stand-in: `keras.utils.set_random_seed(value)`, which also calls
+    `tf.random.set_seed` (and so makes TensorFlow trace every function anew).
+    The unseeded `keras.random` calls draw from a global SeedGenerator that is
+    made afresh, from Python's (reseeded) generator, once it is dropped. Newer
+    Keras also keeps the seed itself (`rng_utils.GLOBAL_RANDOM_SEED`); Keras
+    3.5 has only the generator, stored under "global_seed_generator".
+    """
+    from keras.src.backend.common import global_state
+    from keras.src.random import seed_generator
+    from keras.src.utils import rng_utils
+
+    seed_key = getattr(rng_utils, "GLOBAL_RANDOM_SEED", None)
+    if seed_key is not None:
+        global_state.set_global_attribute(seed_key, value)
+    generator_key = getattr(seed_generator, "GLOBAL_SEED_GENERATOR", "global_seed_generator")
+    global_state.set_global_attribute(generator_key, None)

@@ -13,7 +13,7 @@ thing (up to float rounding) and keeps the same weights and config;
 import keras
 import tensorflow as tf
 
-from keras_taylor import handlers
+from keras_taylor import _compat, handlers
 
 # The fused kernel rejects smaller epsilons on some devices (cuDNN's limit).
 _MIN_FUSED_EPSILON = 1.001e-5
@@ -46,7 +46,7 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
             bool(training)
             and self.trainable
             and mask is None
-            and not self.renorm
+            and not _compat.batch_norm_renorm(self)
             and not self.synchronized
             and rank >= 2
             and self.axis in (-1, rank - 1)

@@ -20,9 +20,7 @@ import tensorflow as tf
 
 import keras
 from keras import ops
-from keras.src.backend.common import global_state
-from keras.src.random import seed_generator
-from keras.src.utils import io_utils, rng_utils
+from keras.src.utils import io_utils
 
 from keras_taylor import checkpoint
 from keras_taylor import data as data_utils
@@ -33,6 +31,7 @@ from keras_taylor.recalibration import RecalibrateBeforeValidation, recalibrate_
 from keras_taylor.rebuild import SCORE, TEST, RebuildPlanner, check_threshold
 from keras_taylor.surgery import strip_pruning
 from keras_taylor._verbosity import fit_verbose
+from keras_taylor import _compat
 
 OUTPUTS = ("best-validation", "last-iteration")
 _LOWER_IS_BETTER = ("loss", "error", "mse", "mae", "mape", "msle", "hinge", "crossentropy")
@@ -617,8 +616,7 @@ def _reseed(seed, iteration):
     # What keras.utils.set_random_seed does besides tf.random.set_seed: the
     # global SeedGenerator (unseeded keras.random calls) is made afresh from
     # Python's now reseeded generator.
-    global_state.set_global_attribute(rng_utils.GLOBAL_RANDOM_SEED, value)
-    global_state.set_global_attribute(seed_generator.GLOBAL_SEED_GENERATOR, None)
+    _compat.reset_keras_global_seed(value)
 
 
 def _reseed_layers(model, seed, iteration):

@@ -24,6 +24,7 @@ import numpy as np
 import tensorflow as tf
 from keras import tree
 
+from keras_taylor import _compat
 from keras_taylor.errors import InvalidArgumentError
 
 
@@ -37,7 +38,7 @@ def batch_norm_layers(model):
     return [
         layer for layer in model._flatten_layers(include_self=False, recursive=True)
         if isinstance(layer, keras.layers.BatchNormalization)
-        and layer.trainable and not layer.renorm
+        and layer.trainable and not _compat.batch_norm_renorm(layer)
     ]
 
 

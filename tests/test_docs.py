@@ -29,6 +29,13 @@ def test_every_public_name_has_a_docstring_with_an_example():
     assert missing == [], f"public names without a runnable example: {missing}"
 
 
+NEWEST_KERAS = (3, 15)  # docs/api.md is generated with the newest supported Keras
+
+
+@pytest.mark.skipif(
+    tuple(int(p) for p in importlib.import_module("keras").__version__.split(".")[:2]) < NEWEST_KERAS,
+    reason="older Keras releases give FusedBatchNormalization's inherited signature other arguments",
+)
 def test_api_reference_is_current():
     result = subprocess.run([sys.executable, str(REPO / "docs" / "generate_api.py"), "--check"], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
