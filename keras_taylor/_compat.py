@@ -49,3 +49,43 @@ def reset_keras_global_seed(value):
         global_state.set_global_attribute(seed_key, value)
     generator_key = getattr(seed_generator, "GLOBAL_SEED_GENERATOR", "global_seed_generator")
     global_state.set_global_attribute(generator_key, None)
+
+
+def assign_add_summed_over_replicas(variable, delta):
+    """Adds `delta` to a `keras.Variable(aggregation="sum")` from every replica.
+
+    Public stand-in: `variable.assign_add(delta)` with Keras's "sum"
+    aggregation. Newer Keras passes the aggregation to the `tf.Variable`, and
+    its own `assign_add` in a replica context assigns (value + delta), which
+    SUM aggregation would add up once per replica, so the `tf.Variable`'s
+    `assign_add` is used. Keras 3.5 creates the `tf.Variable` without an
+    aggregation: each replica then updates its own copy, so the deltas are
+    summed across replicas first.
+    """
+    import tensorflow as tf
+
+    target = variable.value
+    context = tf.distribute.get_replica_context()
+    if (
+        context is not None
+        and context.num_replicas_in_sync > 1
+        and getattr(target, "aggregation", None) != tf.VariableAggregation.SUM
+    ):
+        delta = context.all_reduce(tf.distribute.ReduceOp.SUM, delta)
+    target.assign_add(delta)
+
+
+def replicas_dividing_the_loss():
+    """The factor by which Keras's train step divided the loss per replica.
+
+    Public stand-in: none (inside Keras's `Trainer._compute_loss`). Newer
+    Keras divides each replica's loss by the number of replicas
+    (`keras.src.losses.loss.scale_loss_for_distribution`), so gradients sum
+    to the global mean over replicas; Keras 3.5 does not divide (1).
+    """
+    import tensorflow as tf
+    from keras.src.losses import loss as loss_module
+
+    if getattr(loss_module, "scale_loss_for_distribution", None) is None:
+        return 1
+    return tf.distribute.get_strategy().num_replicas_in_sync
