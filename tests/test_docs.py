@@ -39,3 +39,37 @@ NEWEST_KERAS = (3, 15)  # docs/api.md is generated with the newest supported Ker
 def test_api_reference_is_current():
     result = subprocess.run([sys.executable, str(REPO / "docs" / "generate_api.py"), "--check"], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_readme_version_window_matches_setup_cfg_and_ci():
+    import configparser
+    import re
+
+    readme = (REPO / "README.md").read_text()
+    found = re.search(r"TensorFlow (\d+\.\d+)–(\d+\.\d+) with Keras (\d+\.\d+)–(\d+\.\d+)\*\*, Python ≥ (\d+\.\d+)", readme)
+    assert found, "README states no supported-version window"
+    tf_low, tf_high, keras_low, keras_high, python = found.groups()
+    config = configparser.ConfigParser()
+    config.read(REPO / "setup.cfg")
+    requires = config["options"]["install_requires"]
+    bump = lambda v: f"{v.split('.')[0]}.{int(v.split('.')[1]) + 1}"  # noqa: E731
+    assert f"tensorflow-cpu>={tf_low},<{bump(tf_high)}" in requires
+    assert f"tensorflow>={tf_low},<{bump(tf_high)}" in requires
+    assert f"keras>={keras_low},<{bump(keras_high)}" in requires
+    assert config["options"]["python_requires"] == f">={python}"
+    ci = (REPO / ".ci" / "run").read_text()
+    assert f"tensorflow-cpu=={tf_low}." in ci and f"keras=={keras_low}." in ci
+
+
+def test_readme_states_the_code_defaults():
+    import inspect
+
+    import keras_taylor as kt
+
+    readme = (REPO / "README.md").read_text()
+    default = inspect.signature(kt.TaylorPrunableModel).parameters["spatial_reduction"].default
+    assert default == "sum"
+    assert "summed over positions by default" in readme and "mean over positions by default" not in readme
+    callback = inspect.signature(kt.TaylorPruningCallback).parameters
+    assert "channel groups" in kt.TaylorPruningCallback.__doc__.split("amount:")[1].split("start_step")[0]
+    assert "amount" in callback and "learnables" in kt.compress.__doc__.split("increment:")[1].split("fine_tune_epochs")[0]
