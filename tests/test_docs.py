@@ -73,3 +73,22 @@ def test_readme_states_the_code_defaults():
     callback = inspect.signature(kt.TaylorPruningCallback).parameters
     assert "channel groups" in kt.TaylorPruningCallback.__doc__.split("amount:")[1].split("start_step")[0]
     assert "amount" in callback and "learnables" in kt.compress.__doc__.split("increment:")[1].split("fine_tune_epochs")[0]
+
+
+def test_benchmark_docs_say_what_the_cifar10_subset_is():
+    text = (REPO / "docs" / "benchmarks.md").read_text()
+    cifar_lines = [line for line in text.splitlines() if line.startswith("- resnet20 on cifar10 (")]
+    assert cifar_lines
+    for line in cifar_lines:
+        assert "all training" not in line and "real CIFAR-10 subset" in line and "8380 training" in line
+    import os
+
+    saved = dict(os.environ)  # importing the benchmarks points KERAS_HOME and the CIFAR-10 path at their data
+    try:
+        workloads = importlib.import_module("benchmarks._workloads")
+        if workloads.CIFAR_NPZ.exists():
+            described = workloads.resnet20_cifar().describe()
+            assert "all 8380 training / all 1017 test images of the real CIFAR-10 subset" in described
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
