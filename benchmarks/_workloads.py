@@ -27,6 +27,8 @@ import os
 import pathlib
 import time
 
+import numpy as np
+
 from benchmarks import _common
 
 SHARED_DATA = _common.REPO.parent / "shared" / "data"
@@ -74,11 +76,30 @@ class Workload:
     def describe(self):
         aug = f"flip + {self.pad}-pixel crop" if self.pad else "none"
         return (
-            f"{self.model} on {self.dataset} ({self.n_train or 'all'} training / "
-            f"{self.n_test or 'all'} test images, input {'x'.join(map(str, self.input_shape))}), "
+            f"{self.model} on {self.dataset} ({self._count(self.n_train, 'y_train')} training / "
+            f"{self._count(self.n_test, 'y_test')} test images{self._source()}, input {'x'.join(map(str, self.input_shape))}), "
             f"baseline {self.epochs} epochs, SGD momentum 0.9, lr {self.lr} cosine, "
             f"weight decay {self.weight_decay}, batch {self.batch}, augmentation {aug}"
         )
+
+
+    def _cifar_subset(self):
+        path = os.environ.get("KERAS_TAYLOR_CIFAR10_NPZ") if self.dataset == "cifar10" else None
+        return pathlib.Path(path) if path and pathlib.Path(path).exists() else None
+
+    def _source(self):
+        """Names the CIFAR-10 subset file: 'all' images of it are not all of CIFAR-10."""
+        subset = self._cifar_subset()
+        return f" of the real CIFAR-10 subset {subset.name} (CIFAR-10 itself has 50000 / 10000)" if subset else ""
+
+    def _count(self, n, key):
+        if n:
+            return str(n)
+        subset = self._cifar_subset()
+        if subset is None:
+            return "all"
+        with np.load(subset) as f:
+            return f"all {len(f[key])}"
 
 
 def _choose(quick, full, small):

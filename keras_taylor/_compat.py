@@ -1,7 +1,8 @@
 """Every access to Keras internals, in one place.
 
 keras_taylor reads a model's graph, traces training steps and re-creates
-layers in ways Keras 3 has no public API for. Each function here wraps one
+layers in ways Keras 3 has no public API for, across the supported releases
+(TensorFlow 2.18-2.21 with Keras 3.5-3.15, see README). Each function here wraps one
 such access and says which public API it stands in for, so a Keras upgrade
 that moves something breaks here, in one small function, and nowhere else.
 Nothing in this module imports keras_taylor.
@@ -129,6 +130,15 @@ def application_layer_classes():
     }
 
 
+def batch_norm_renorm(layer):
+    """Whether a `BatchNormalization` layer uses batch renormalization.
+
+    Public stand-in: `layer.renorm`, which newer Keras releases have; Keras 3.5
+    has no renormalization (and no such attribute), so False there.
+    """
+    return bool(getattr(layer, "renorm", False))
+
+
 # -------------------------------------------------------------- training
 
 def compute_loss(model, x, y, y_pred, sample_weight, training):
@@ -152,9 +162,13 @@ def track_loss(model, loss, batch):
     Public stand-in: none; the tracker and the unscaling under a
     distribution strategy are Keras internals.
     """
-    from keras.src.losses.loss import unscale_loss_for_distribution
+    from keras.src.losses import loss as loss_module
 
-    model._loss_tracker.update_state(unscale_loss_for_distribution(loss), sample_weight=batch)
+    # Newer Keras (3.15 among them) divides the loss by the number of replicas
+    # before the gradient and multiplies it back for the tracker; Keras 3.5
+    # does neither, so there the loss is tracked as it is.
+    unscale = getattr(loss_module, "unscale_loss_for_distribution", None)
+    model._loss_tracker.update_state(loss if unscale is None else unscale(loss), sample_weight=batch)
 
 
 def compiled_metric_and_loss(model):
@@ -219,6 +233,46 @@ def config_without_schedule(optimizer):
     return proxy.get_config()
 
 
+def assign_add_summed_over_replicas(variable, delta):
+    """Adds `delta` to a `keras.Variable(aggregation="sum")` from every replica.
+
+    Public stand-in: `variable.assign_add(delta)` with Keras's "sum"
+    aggregation. Newer Keras passes the aggregation to the `tf.Variable`, and
+    its own `assign_add` in a replica context assigns (value + delta), which
+    SUM aggregation would add up once per replica, so the `tf.Variable`'s
+    `assign_add` is used. Keras 3.5 creates the `tf.Variable` without an
+    aggregation: each replica then updates its own copy, so the deltas are
+    summed across replicas first.
+    """
+    import tensorflow as tf
+
+    target = variable.value
+    context = tf.distribute.get_replica_context()
+    if (
+        context is not None
+        and context.num_replicas_in_sync > 1
+        and getattr(target, "aggregation", None) != tf.VariableAggregation.SUM
+    ):
+        delta = context.all_reduce(tf.distribute.ReduceOp.SUM, delta)
+    target.assign_add(delta)
+
+
+def replicas_dividing_the_loss():
+    """The factor by which Keras's train step divided the loss per replica.
+
+    Public stand-in: none (inside Keras's `Trainer._compute_loss`). Newer
+    Keras divides each replica's loss by the number of replicas
+    (`keras.src.losses.loss.scale_loss_for_distribution`), so gradients sum
+    to the global mean over replicas; Keras 3.5 does not divide (1).
+    """
+    import tensorflow as tf
+    from keras.src.losses import loss as loss_module
+
+    if getattr(loss_module, "scale_loss_for_distribution", None) is None:
+        return 1
+    return tf.distribute.get_strategy().num_replicas_in_sync
+
+
 # ------------------------------------------------------------ printing, seeds
 
 def print_msg(*args, **kwargs):
@@ -242,8 +296,12 @@ def reset_global_seed(value):
     from keras.src.random import seed_generator
     from keras.src.utils import rng_utils
 
-    global_state.set_global_attribute(rng_utils.GLOBAL_RANDOM_SEED, value)
-    global_state.set_global_attribute(seed_generator.GLOBAL_SEED_GENERATOR, None)
+    # Keras 3.5 keeps no seed (only the generator, under its literal key).
+    seed_key = getattr(rng_utils, "GLOBAL_RANDOM_SEED", None)
+    if seed_key is not None:
+        global_state.set_global_attribute(seed_key, value)
+    generator_key = getattr(seed_generator, "GLOBAL_SEED_GENERATOR", "global_seed_generator")
+    global_state.set_global_attribute(generator_key, None)
 
 
 def seed_generators(layer):

@@ -13,6 +13,8 @@ thing (up to float rounding) and keeps the same weights and config;
 import keras
 import tensorflow as tf
 
+from keras_taylor import _compat
+
 # The fused kernel rejects smaller epsilons on some devices (cuDNN's limit).
 _MIN_FUSED_EPSILON = 1.001e-5
 
@@ -44,7 +46,7 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
             bool(training)
             and self.trainable
             and mask is None
-            and not self.renorm
+            and not _compat.batch_norm_renorm(self)
             and not self.synchronized
             and rank >= 2
             and self.axis in (-1, rank - 1)

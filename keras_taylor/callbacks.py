@@ -45,8 +45,12 @@ class TaylorPruningCallback(keras.callbacks.Callback):
     Args:
         frequency: `"epoch"` to prune at the end of every epoch, or a positive
             int to prune every that many training steps.
-        amount: filter groups removed per event: an int, or a float in (0, 1)
-            for that fraction of the groups prunable when training began.
+        amount: channel groups (filter groups) removed per event: an int,
+            or a float in (0, 1) for that fraction of the groups prunable
+            when training began. It counts groups, not learnables: groups
+            differ in size, so `amount=0.05` removes 5% of the groups, which
+            may be more or less than 5% of the learnables (`kt.compress`'s
+            `increment` and this callback's `goal` count learnables).
         start_step: no pruning before this global training step.
         stop_step: no pruning from this global step on (None: no limit).
         goal: stop pruning once this fraction of the unpruned model's

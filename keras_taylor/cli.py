@@ -1,6 +1,9 @@
 """The `keras-taylor` command: demo, analyze, compress.
 
 Errors are printed as one line (no traceback) with exit status 2.
+TensorFlow is imported only by the commands that need it (not by `--help` or
+`--version`), and its C++ start-up logs are off unless TF_CPP_MIN_LOG_LEVEL
+is set.
 """
 
 import argparse
@@ -9,7 +12,50 @@ import pathlib
 import sys
 import time
 
+# TensorFlow's C++ start-up logs (oneDNN, CPU features, absl) stay quiet
+# unless the user asks for them by setting TF_CPP_MIN_LOG_LEVEL.
+_USER_TF_LOG_LEVEL = "TF_CPP_MIN_LOG_LEVEL" in os.environ
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def _import_tensorflow_quietly():
+    """Imports TensorFlow and Keras with the process's stderr silenced.
+
+    TensorFlow 2.21 prints its oneDNN and absl notices from C++ whatever
+    TF_CPP_MIN_LOG_LEVEL says, so file descriptor 2 points at a temporary
+    file during the import; what was written there is shown if the import
+    fails. Left alone when the user set TF_CPP_MIN_LOG_LEVEL.
+    """
+    if "tensorflow" in sys.modules or _USER_TF_LOG_LEVEL:
+        import keras  # noqa: F401
+
+        return
+    import tempfile
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            import tensorflow  # noqa: F401
+            import keras  # noqa: F401
+        except BaseException:
+            os.dup2(saved, 2)
+            sink.seek(0)
+            sys.stderr.write(sink.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+VERBOSE_HELP = (
+    "0 silent; 1 (default) a line per pruning iteration, and progress bars while fine-tuning when the "
+    "output is a terminal, one line per epoch otherwise; 2 one line per epoch always"
+)
+KEEP_OPTIMIZER_HELP = (
+    "also save the optimizer state and compile configuration (to resume training); by default the "
+    ".keras file holds the layers and weights only, for deployment"
+)
 
 
 class CommandError(Exception):
@@ -38,8 +84,11 @@ def _build_parser():
             "Trains a small CNN on a real image dataset, compresses it with "
             "kt.compress, prints the per-layer table, the pruning history and "
             "the size/accuracy before and after, and writes the stripped "
-            ".keras model and a PNG plot. The default dataset (scikit-learn's "
-            "8x8 handwritten digits) ships inside a package: no download."
+            ".keras model and a PNG plot. The accuracy floor is checked on a "
+            "validation set held out of the training images (15%); the test "
+            "images are used only for the accuracy reported. The default "
+            "dataset (scikit-learn's 8x8 handwritten digits) ships inside a "
+            "package: no download."
         ),
     )
     demo.add_argument("--dataset", default="digits", choices=["digits", "mnist", "fashion_mnist", "cifar10"])
@@ -49,11 +98,17 @@ def _build_parser():
     demo.add_argument("--out", default="keras-taylor-demo", help="output folder (default ./keras-taylor-demo)")
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--quick", action="store_true", help="fewer epochs and samples (for smoke tests)")
+    demo.add_argument("--verbose", type=int, default=1, choices=[0, 1, 2], help=VERBOSE_HELP)
+    demo.add_argument("--keep-optimizer", action="store_true", help=KEEP_OPTIMIZER_HELP)
 
     analyze = sub.add_parser(
         "analyze",
         help="per-layer table, blockers and maximum reduction of a .keras model",
-        description="Prints the per-layer pruning table of a saved model, the blockers with their reasons and the maximum reduction pruning can reach.",
+        description=(
+            "Prints the per-layer pruning table of a saved model, every candidate layer "
+            "(convolution, Dense) that cannot be pruned with the reason, and the maximum "
+            "reduction pruning can reach."
+        ),
     )
     analyze.add_argument("model", help="path to a .keras model")
     analyze.add_argument("--prune-dense", action="store_true", help="count Dense units as prunable")
@@ -72,8 +127,11 @@ def _build_parser():
     )
     compress.add_argument("model", help="path to a .keras model (compiled, or give --loss)")
     compress.add_argument("--data", required=True, help=".npz file or image folder")
-    compress.add_argument("--goal", type=float, default=0.3)
-    compress.add_argument("--increment", type=float, default=0.05)
+    compress.add_argument("--goal", type=float, default=0.3, help="fraction of learnables to remove (default 0.3)")
+    compress.add_argument(
+        "--increment", type=float, default=0.05,
+        help="fraction of the original learnables removed per iteration (default 0.05)",
+    )
     compress.add_argument("--epochs", type=int, default=1, help="fine-tuning epochs per iteration")
     compress.add_argument("--threshold", type=float, default=None, help="validation threshold of --metric")
     compress.add_argument("--metric", default=None, help="validation metric (default: loss)")
@@ -92,6 +150,8 @@ def _build_parser():
     )
     compress.add_argument("--val-split", type=float, default=0.1, help="validation share of an image folder without x_val")
     compress.add_argument("--out", required=True, help="output .keras path")
+    compress.add_argument("--verbose", type=int, default=1, choices=[0, 1, 2], help=VERBOSE_HELP)
+    compress.add_argument("--keep-optimizer", action="store_true", help=KEEP_OPTIMIZER_HELP)
 
     export = sub.add_parser(
         "export",
@@ -121,6 +181,7 @@ def main(argv=None):
         parser.print_help()
         return 2
     try:
+        _import_tensorflow_quietly()
         return {"demo": run_demo, "analyze": run_analyze, "compress": run_compress, "export": run_export}[args.command](args)
     except CommandError as exc:
         print(f"keras-taylor {args.command}: error: {exc}", file=sys.stderr)
@@ -136,13 +197,20 @@ def main(argv=None):
 
 # ------------------------------------------------------------------ helpers
 def _load_model(path):
-    import keras
+    import zipfile
 
     path = pathlib.Path(path)
     if not path.is_file():
         raise CommandError(f"model file '{path}' does not exist")
     if path.suffix != ".keras":
-        raise CommandError(f"'{path}' is not a .keras file")
+        raise CommandError(f"'{path}' is not a .keras file (keras-taylor reads models saved in Keras 3's .keras format)")
+    if not zipfile.is_zipfile(path):
+        raise CommandError(
+            f"'{path}' could not be loaded as a Keras model: it is not a valid .keras file "
+            "(a .keras file is a zip archive written by model.save)"
+        )
+    import keras
+
     try:
         return keras.models.load_model(path, safe_mode=True)
     except Exception as exc:
@@ -175,14 +243,17 @@ def run_demo(args):
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     start = time.time()
-    print(f"Loading the {args.dataset} dataset (offline)...")
+    print(f"Loading the {args.dataset} dataset ({_dataset_source(args.dataset)})...")
     try:
         (x_train, y_train), (x_test, y_test) = datasets.load(args.dataset)
     except Exception as exc:
-        raise CommandError(f"could not load dataset '{args.dataset}' offline: {' '.join(str(exc).split())[:200]}") from None
+        raise CommandError(f"could not load dataset '{args.dataset}': {' '.join(str(exc).split())[:200]}") from None
     if args.quick:
         x_train, y_train = x_train[:2000], y_train[:2000]
         x_test, y_test = x_test[:1000], y_test[:1000]
+    # The stopping rule reads a validation set split off the training data;
+    # the test set is only used to report accuracy.
+    (x_train, y_train), (x_val, y_val) = _split_validation(x_train, y_train, DEMO_VALIDATION_SHARE, args.seed)
     num_classes = int(y_train.max()) + 1
     if args.dataset == "cifar10":
         model = reference_models.resnet20(x_train.shape[1:], num_classes)
@@ -195,22 +266,26 @@ def run_demo(args):
     elif args.quick:
         epochs = max(1, epochs // 4)
     model.compile(keras.optimizers.Adam(lr), "sparse_categorical_crossentropy", metrics=["accuracy"])
-    print(f"Training {model.name} on {len(x_train)} images for {epochs} epochs...")
+    print(
+        f"Training {model.name} on {len(x_train)} images for {epochs} epochs "
+        f"({len(x_val)} validation images held out of the training set, {len(x_test)} test images)..."
+    )
     model.fit(x_train, y_train, batch_size=64, epochs=epochs, verbose=0)
     baseline = model.evaluate(x_test, y_test, verbose=0, return_dict=True)["accuracy"]
+    baseline_val = model.evaluate(x_val, y_val, verbose=0, return_dict=True)["accuracy"]
     before = _learnables(model)
-    print(f"Baseline: {before} learnables, test accuracy {100 * baseline:.2f}%")
+    print(f"Baseline: {before} learnables, validation accuracy {100 * baseline_val:.2f}%, test accuracy {100 * baseline:.2f}%")
     print(f"Maximum reduction by filter pruning: {100 * kt.max_reduction(model):.1f}% of learnables")
 
-    threshold = baseline - args.max_drop
+    threshold = baseline_val - args.max_drop
     print(
-        f"\nCompressing: goal {100 * args.goal:.0f}% fewer learnables, "
-        f"accuracy floor {100 * threshold:.2f}% (baseline - {100 * args.max_drop:.1f} points)"
+        f"\nCompressing: goal {100 * args.goal:.0f}% fewer learnables, validation accuracy floor "
+        f"{100 * threshold:.2f}% (baseline validation accuracy - {100 * args.max_drop:.1f} points)"
     )
     pruned, info = kt.compress(
         model, (x_train, y_train), goal=args.goal, increment=0.1, fine_tune_epochs=2 if args.dataset == "digits" else 1,
-        validation_data=(x_test, y_test), validation_threshold=threshold, metric="accuracy",
-        batch_size=64, verbose=1 if sys.stdout.isatty() else 0,
+        validation_data=(x_val, y_val), validation_threshold=threshold, metric="accuracy",
+        batch_size=64, verbose=args.verbose,
     )
     accuracy = pruned.evaluate(x_test, y_test, verbose=0, return_dict=True)["accuracy"]
     after = _learnables(pruned)
@@ -228,12 +303,36 @@ def run_demo(args):
     print(f"  stop reason: {info.stop_reason}")
     model_path = out / f"{model.name}_pruned.keras"
     plot_path = out / "pruning.png"
-    pruned.save(model_path)
+    kt.save_model(pruned, model_path, include_optimizer=args.keep_optimizer)
     info.plot(plot_path)
     info.pruning_history.to_csv(out / "pruning_history.csv", index=False)
     info.validation_history.to_csv(out / "validation_history.csv", index=False)
     print(f"\nWrote {model_path}, {plot_path} and the history CSVs in {out}/ ({time.time() - start:.0f} s)")
     return 0
+
+
+DEMO_VALIDATION_SHARE = 0.15
+
+
+def _split_validation(x, y, share, seed):
+    """((x_train, y_train), (x_val, y_val)): a shuffled `share` of x held out."""
+    import numpy as np
+
+    order = np.random.default_rng(seed).permutation(len(x))
+    cut = max(1, int(round(len(x) * share)))
+    val, train = order[:cut], order[cut:]
+    return (x[train], y[train]), (x[val], y[val])
+
+
+def _dataset_source(name):
+    """Where the demo's dataset comes from, in words: offline only when it is."""
+    from keras_taylor import datasets
+
+    if name == "digits":
+        return "bundled with scikit-learn, offline"
+    if name == "cifar10" and os.environ.get(datasets.CIFAR10_NPZ_ENV):
+        return f"offline, from {os.environ[datasets.CIFAR10_NPZ_ENV]}"
+    return "Keras's loader: read from its cache in ~/.keras/datasets, or downloaded once"
 
 
 # ------------------------------------------------------------------ analyze
@@ -246,11 +345,17 @@ def run_analyze(args):
         f"Model '{model.name}': {int(table.num_learnables.sum())} learnables",
         table[["name", "type", "output_shape", "num_learnables", "num_filters", "prunable"]],
     )
-    blocked = table[table.blocked_by.notna()]
-    if len(blocked):
-        _print_table("Blocked layers:", blocked[["name", "blocked_by", "reason"]])
-    sources = int((table.num_filters > 0).sum())
-    print(f"\nPrunable layers: {int(table.prunable.sum())} of {sources} filter-producing layers")
+    unprunable = table[table.reason.notna()]
+    if len(unprunable):
+        _print_table(
+            "Layers that cannot be pruned, and why:",
+            unprunable[["name", "type", "blocked_by", "reason"]].fillna({"blocked_by": "-"}),
+        )
+    candidates = int(table.prunable.sum()) + len(unprunable)
+    print(
+        f"\nPrunable layers: {int(table.prunable.sum())} of {candidates} candidate layers "
+        f"(convolutions{', Dense' if args.prune_dense else ' and Dense layers (Dense needs --prune-dense)'})"
+    )
     print(f"Maximum reduction (one channel left per layer): {100 * kt.max_reduction(model, prune_dense=args.prune_dense):.1f}% of learnables")
     if args.csv:
         table.to_csv(args.csv, index=False)
@@ -320,9 +425,9 @@ def run_compress(args):
         model, train, goal=args.goal, increment=args.increment, fine_tune_epochs=args.epochs,
         validation_data=val, validation_threshold=args.threshold, metric=args.metric,
         criterion=args.criterion, batch_size=args.batch_size, rebuild_threshold=args.rebuild_threshold,
-        recalibration_batches=args.recalibration_batches, verbose=1,
+        recalibration_batches=args.recalibration_batches, verbose=args.verbose,
     )
-    pruned.save(out)
+    kt.save_model(pruned, out, include_optimizer=args.keep_optimizer)
     stem = out.with_suffix("")
     info.pruning_history.to_csv(f"{stem}.pruning_history.csv", index=False)
     info.validation_history.to_csv(f"{stem}.validation_history.csv", index=False)

@@ -31,6 +31,8 @@ from keras_taylor.model import TaylorPrunableModel
 from keras_taylor.recalibration import RecalibrateBeforeValidation, recalibrate_batch_norm
 from keras_taylor.rebuild import SCORE, TEST, RebuildPlanner, check_threshold
 from keras_taylor.surgery import strip_pruning
+from keras_taylor._verbosity import fit_verbose
+from keras_taylor import _compat
 
 OUTPUTS = ("best-validation", "last-iteration")
 _LOWER_IS_BETTER = ("loss", "error", "mse", "mae", "mape", "msle", "hinge", "crossentropy")
@@ -125,7 +127,7 @@ class PruningInfo:
             offsets = vh.groupby("iteration").cumcount() / vh.groupby("iteration").step.transform("size")
             ax2.plot(vh.iteration + offsets, vh.metric, ".-", alpha=0.6, label="during fine-tuning")
             final = vh[vh.is_final]
-            ax2.plot(final.iteration + offsets[vh.is_final], final.metric, "o", label="end of iteration")
+            ax2.plot(final.iteration + offsets[vh.is_final], final.metric, "o", label="kept epoch of each iteration")
             if self.threshold is not None:
                 ax2.axhline(self.threshold, color="r", ls="--", label="threshold")
             ax2.legend(fontsize=8)
@@ -269,7 +271,9 @@ def compress(
         ds: a `tf.data.Dataset` of `(x, y)` batches, or a tuple of NumPy
             arrays `(x, y)` (batched with `batch_size`, shuffled per epoch).
         goal: fraction of learnables to remove, in (0, 1).
-        increment: fraction of the original learnables removed per iteration.
+        increment: fraction of the original learnables removed per iteration
+            (a share of learnable parameters, like `goal`; the callback's
+            `amount` counts channel groups instead).
         fine_tune_epochs: epochs of fine-tuning after each pruning step.
         score_batches: batches of `ds` used to gather fresh Taylor scores
             before each pruning step. None: the scores gathered during the
@@ -300,7 +304,11 @@ def compress(
             `info.training_history` counts training steps (not callback
             calls, which `compile(steps_per_execution=k)` makes every k
             steps).
-        verbose: 0 silent, 1 progress bars and a line per iteration.
+        verbose: 0 silent; 1 a line per pruning iteration, and Keras's
+            progress bars while fine-tuning when the output is a terminal or
+            a notebook, one line per epoch otherwise (so redirected logs hold
+            no carriage returns); 2 a line per iteration and one line per
+            fine-tuning epoch.
         seed: optional int. Seeds Keras, NumPy and Python, every layer's
             own random stream (Dropout, augmentation) and the shuffling of
             array data afresh at each iteration from `(seed, iteration)`, and
@@ -540,7 +548,8 @@ def compress(
             pm.fit(
                 train, epochs=fine_tune_epochs, validation_data=val, shuffle=False,
                 steps_per_epoch=steps_per_epoch, class_weight=class_weight,
-                callbacks=[monitor] + recalibration + [planner.callback()] + list(callbacks or []), verbose=verbose,
+                callbacks=[monitor] + recalibration + [planner.callback()] + list(callbacks or []), 
+                verbose=fit_verbose(verbose),
             )
             train_rows.extend(_jsonable(row) for row in monitor.steps)
             if monitor.best_weights is not None:

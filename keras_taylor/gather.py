@@ -132,7 +132,7 @@ class ScoreGathering:
 
     def _sample_scale(self, local_batch):
         """Undoes the 1/batch (and loss scaling) in gradients of the loss."""
-        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        replicas = _compat.replicas_dividing_the_loss()
         scale = tf.cast(local_batch * replicas, tf.float32)
         loss_scale = getattr(self.optimizer, "dynamic_scale", None)
         if loss_scale is not None:
@@ -144,11 +144,9 @@ class ScoreGathering:
             taps, tap_grads, self._tap_layout, self.channel_graph.num_units,
             self._sample_scale(local_batch) if sample_scale is None else sample_scale,
         )
-        # The tf.Variable's own assign_add: in a replica context Keras's
-        # wrapper assigns (value + delta), which SUM aggregation would add up
-        # once per replica.
-        self.score_sum.value.assign_add(contributions)
-        self.score_count.value.assign_add(tf.cast(local_batch, tf.float32))
+        # Summed over replicas under tf.distribute (see _compat).
+        _compat.assign_add_summed_over_replicas(self.score_sum, contributions)
+        _compat.assign_add_summed_over_replicas(self.score_count, tf.cast(local_batch, tf.float32))
 
     def update_score(self, x, y=None, loss=None, sample_weight=None, training=False):
         """Accumulates Taylor scores of every channel group from one batch.

@@ -38,7 +38,7 @@ def batch_norm_layers(model):
     return [
         layer for layer in _compat.all_sublayers(model)
         if isinstance(layer, keras.layers.BatchNormalization)
-        and layer.trainable and not layer.renorm
+        and layer.trainable and not _compat.batch_norm_renorm(layer)
     ]
 
 

@@ -35,7 +35,10 @@ def analyze(model_or_pm, prune_dense=False):
         (per sample, over every call of the layer, after pruning; their sum
         is the model's), `num_filters` (output
         channels it creates), `num_pruned_filters`, `prunable`, and for
-        blocked layers `blocked_by` (the layer that stops them) and `reason`.
+        every candidate layer that cannot be pruned (a convolution, or a
+        Dense layer) `reason`, and `blocked_by` when another layer stops it
+        (the first one found; `reason` names every blocker). A Dense layer
+        without `prune_dense` has a reason but no `blocked_by`.
 
     Example:
 
@@ -53,7 +56,6 @@ def analyze(model_or_pm, prune_dense=False):
     full = np.ones(graph.num_units, dtype=bool)
     before = {c.name: c for c in accounting.count_layers(graph, full)}
     macs = accounting.layer_multiply_accumulates(graph, alive)
-    blockers = graph.source_blockers()
     rows = []
     for node, count in zip(
         accounting.first_nodes(graph.flat), accounting.count_layers(graph, alive)
@@ -69,9 +71,8 @@ def analyze(model_or_pm, prune_dense=False):
             filters = len(units)
             pruned = int((~alive[units]).sum())
             prunable = bool(graph.unit_prunable[units].any())
-            found = blockers.get(node.name)
-            if not prunable and found:
-                blocked_by, reason = found[0]
+            if not prunable:
+                blocked_by, reason = _why_not_prunable(graph, node)
         shape = node.output_shapes[0] if node.output_shapes else None
         rows.append({
             "name": node.name,
@@ -87,6 +88,30 @@ def analyze(model_or_pm, prune_dense=False):
             "reason": reason,
         })
     return pd.DataFrame(rows, columns=COLUMNS)
+
+
+PRUNE_DENSE_OFF = "Dense units are pruned only with prune_dense=True"
+
+
+def _why_not_prunable(graph, node):
+    """(blocked_by, reason) of a candidate layer that is not prunable, else (None, None).
+
+    Candidates are the layers that create channels a criterion may remove:
+    convolution filters, and Dense units (with `prune_dense`).
+    """
+    role = graph.layer_roles.get(node.name)
+    if role == handlers.SOURCE:
+        found = graph.blockers_of(node.name)
+        if not found:
+            return None, None
+        reason = found[0][1]
+        others = [f"{layer}: {why}" for layer, why in found[1:]]
+        if others:
+            reason += "; also blocked by " + "; ".join(others)
+        return found[0][0], reason
+    if getattr(handlers.get_handler(node.layer), "role_option", None) == "prune_dense":
+        return None, PRUNE_DENSE_OFF
+    return None, None
 
 
 def _shrunk_shape(shape, graph, node, alive):
@@ -137,7 +162,10 @@ def compare(original, pruned):
     Returns:
         A DataFrame with `name`, `type`, `filters_before`, `filters_after`,
         `learnables_before`, `learnables_after` and `learnables_reduction`,
-        one row a layer of `original` that has learnables.
+        one row a layer of `original` that has learnables. The filter
+        columns are `<NA>` (not applicable) for layers that create no
+        channels of their own (batch normalization, depthwise convolution:
+        their channels follow the layer before).
 
     Example:
 
@@ -147,6 +175,10 @@ def compare(original, pruned):
     >>> model = keras.Model(inputs, keras.layers.Dense(2)(keras.layers.Flatten()(x)))
     >>> float(kt.compare(model, model).learnables_reduction.max())
     0.0
+    >>> x = keras.layers.BatchNormalization(name="bn")(x)
+    >>> model = keras.Model(inputs, keras.layers.Dense(2)(keras.layers.Flatten()(x)))
+    >>> kt.compare(model, model).set_index("name").loc["bn", "filters_before"]
+    <NA>
     """
     before = analyze(original)
     after = analyze(pruned).set_index("name")
@@ -155,13 +187,20 @@ def compare(original, pruned):
         if row.num_learnables == 0 or row.name not in after.index:
             continue
         new = after.loc[row.name]
+        creates = row.num_filters > 0
         rows.append({
             "name": row.name,
             "type": row.type,
-            "filters_before": row.num_filters,
-            "filters_after": int(new.num_filters),
+            "filters_before": int(row.num_filters) if creates else pd.NA,
+            "filters_after": int(new.num_filters) if creates else pd.NA,
             "learnables_before": int(row.num_learnables),
             "learnables_after": int(new.num_learnables),
             "learnables_reduction": 1 - int(new.num_learnables) / row.num_learnables,
         })
-    return pd.DataFrame(rows)
+    frame = pd.DataFrame(rows, columns=COMPARE_COLUMNS)
+    return frame.astype({"filters_before": "Int64", "filters_after": "Int64"})
+
+
+COMPARE_COLUMNS = [
+    "name", "type", "filters_before", "filters_after", "learnables_before", "learnables_after", "learnables_reduction",
+]

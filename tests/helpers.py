@@ -11,6 +11,7 @@ expectation.
 """
 
 import numpy as np
+import pytest
 
 import keras
 from keras import layers, tree
@@ -220,3 +221,22 @@ def tiny_cnn_params(cin, filters, classes=3, kernel=9):
         total += kernel * prev * f + f + bn_params(f)
         prev = f
     return total + dense_params(prev, classes)
+
+
+#: Features some supported Keras releases lack (Keras 3.5: no batch
+#: renormalization, no "sparsemax" activation); their tests skip there.
+def keras_has_renorm():
+    import inspect
+
+    return "renorm" in inspect.signature(keras.layers.BatchNormalization).parameters
+
+
+def keras_has_activation(name):
+    try:
+        keras.activations.get(name)
+    except ValueError:
+        return False
+    return True
+
+
+NEEDS_RENORM = pytest.mark.skipif(not keras_has_renorm(), reason="this Keras has no batch renormalization")

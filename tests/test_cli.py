@@ -119,6 +119,94 @@ def test_demo_quick_runs_offline_and_writes_outputs(tmp_path):
     result = run_cli("demo", "--quick", "--out", str(tmp_path / "demo"))
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Before / after" in result.stdout and "fewer" in result.stdout
+    assert "validation images held out of the training set" in result.stdout
+    assert "validation accuracy floor" in result.stdout and "offline" in result.stdout
+    assert "\r" not in result.stdout and "\x1b[" not in result.stdout
     files = {p.name for p in (tmp_path / "demo").iterdir()}
     assert {"digits_cnn_pruned.keras", "pruning.png", "pruning_history.csv"} <= files
     assert keras.models.load_model(tmp_path / "demo" / "digits_cnn_pruned.keras", safe_mode=True)
+    assert not keras.models.load_model(tmp_path / "demo" / "digits_cnn_pruned.keras").compiled
+
+
+def test_analyze_names_every_unprunable_candidate_and_why(tmp_path, capsys):
+    inputs = keras.Input((12, 12, 1))
+    x = L.Conv2D(8, 3, name="free")(inputs)
+    y = L.Conv2D(4, 3, name="blocked")(x)
+    y = L.GroupNormalization(2, name="gn")(y)
+    model = keras.Model(inputs, L.Dense(2, name="head")(L.Dense(6, name="hidden")(L.GlobalAveragePooling2D()(y))))
+    path = tmp_path / "m.keras"
+    model.save(path)
+    assert cli.main(["analyze", str(path)]) == 0
+    out = capsys.readouterr().out
+    section = out.split("Layers that cannot be pruned, and why:")[1].split("Prunable layers")[0]
+    rows = {line.split()[0]: line for line in section.strip().splitlines()[1:]}
+    assert set(rows) == {"blocked", "hidden", "head"}
+    assert "gn" in rows["blocked"] and "GroupNormalization" in rows["blocked"]
+    assert "prune_dense=True" in rows["hidden"] and "prune_dense=True" in rows["head"]
+    assert "Prunable layers: 1 of 4 candidate layers" in out
+    assert cli.main(["analyze", str(path), "--prune-dense"]) == 0
+    out = capsys.readouterr().out
+    section = out.split("Layers that cannot be pruned, and why:")[1].split("Prunable layers")[0]
+    assert "head" in section and "model output" in section and "hidden" not in section
+    assert "Prunable layers: 2 of 4 candidate layers" in out
+
+
+def test_analyze_says_a_file_is_not_a_valid_keras_file(tmp_path, capsys):
+    junk = tmp_path / "notamodel.keras"
+    junk.write_bytes(b"\x00" * 64)
+    assert cli.main(["analyze", str(junk)]) == 2
+    err = capsys.readouterr().err
+    assert "notamodel.keras" in err and "not a valid .keras file" in err and "File not found" not in err
+    other = tmp_path / "model.h5"
+    other.write_bytes(b"\x00")
+    assert cli.main(["analyze", str(other)]) == 2
+    assert "model.h5" in (err := capsys.readouterr().err) and "not a .keras file" in err
+
+
+def test_cli_start_prints_no_tensorflow_logs(tmp_path):
+    tiny_model(compiled=False).save(tmp_path / "m.keras")  # (a compiled, untrained one makes Keras warn on load)
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    result = subprocess.run(
+        [sys.executable, "-m", "keras_taylor", "analyze", str(tmp_path / "m.keras")],
+        capture_output=True, text=True, env=env, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stderr == ""
+    assert "Maximum reduction" in result.stdout
+
+
+def test_compress_verbose_levels_and_optimizer_state(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    x = rng.random((64, 12, 12, 1)).astype("float32")
+    np.savez(tmp_path / "d.npz", x_train=x, y_train=rng.integers(0, 3, 64))
+    tiny_model().save(tmp_path / "m.keras")
+    common = ["compress", str(tmp_path / "m.keras"), "--data", str(tmp_path / "d.npz"), "--goal", "0.1",
+              "--increment", "0.1", "--epochs", "2"]
+    assert cli.main(common + ["--verbose", "0", "--out", str(tmp_path / "quiet.keras")]) == 0
+    out = capsys.readouterr().out
+    assert "Epoch" not in out and "Iteration" not in out
+    assert not keras.models.load_model(tmp_path / "quiet.keras").compiled
+    assert cli.main(common + ["--out", str(tmp_path / "kept.keras"), "--keep-optimizer"]) == 0
+    out = capsys.readouterr().out  # not a terminal: one line per epoch, no bars
+    assert "Epoch 2/2" in out and "\r" not in out and "\x1b[" not in out
+    assert keras.models.load_model(tmp_path / "kept.keras").optimizer is not None
+    with pytest.raises(SystemExit):
+        cli.main(common + ["--verbose", "3", "--out", str(tmp_path / "x.keras")])
+    assert "--verbose" in capsys.readouterr().err
+
+
+def test_demo_says_offline_only_when_it_is(monkeypatch):
+    monkeypatch.delenv("KERAS_TAYLOR_CIFAR10_NPZ", raising=False)
+    assert "offline" in cli._dataset_source("digits")
+    for name in ("mnist", "fashion_mnist", "cifar10"):
+        assert "offline" not in cli._dataset_source(name) and "download" in cli._dataset_source(name)
+    monkeypatch.setenv("KERAS_TAYLOR_CIFAR10_NPZ", "/data/c.npz")
+    assert "offline" in cli._dataset_source("cifar10") and "/data/c.npz" in cli._dataset_source("cifar10")
+
+
+def test_demo_split_keeps_validation_apart_from_training():
+    x = np.arange(100).reshape(100, 1)
+    (xt, yt), (xv, yv) = cli._split_validation(x, x[:, 0], 0.15, seed=0)
+    assert len(xv) == 15 and len(xt) == 85
+    assert not set(xv[:, 0]) & set(xt[:, 0]) and set(xv[:, 0]) | set(xt[:, 0]) == set(range(100))
+    np.testing.assert_array_equal(xt[:, 0], yt)

@@ -12,6 +12,7 @@ from keras import layers
 import keras_taylor as kt
 
 from helpers import (
+    keras_has_activation,
     assert_masked_equals_stripped,
     bn_params,
     conv_params,
@@ -204,7 +205,8 @@ def _custom_activation(x):
     "where, activation, keyword",
     [
         ("layer", _custom_activation, "not a keras element-wise"),
-        ("layer", "sparsemax", "across the channels"),
+        pytest.param("layer", "sparsemax", "across the channels", marks=pytest.mark.skipif(
+            not keras_has_activation("sparsemax"), reason="this Keras has no sparsemax")),
         ("conv", _custom_activation, "not a keras element-wise"),
         ("conv", "log_softmax", "across the channels"),
         ("depthwise", "softmax", "across the channels"),

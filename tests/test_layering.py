@@ -14,10 +14,10 @@ import pytest
 PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "keras_taylor"
 
 LAYERS = [
-    ["_compat", "errors"],
+    ["_compat", "_verbosity", "errors"],
     ["pruner"],
     ["masking", "batchnorm", "data", "datasets", "checkpoint", "rebuild", "recalibration", "reference_models",
-     "workflow_checks", "compile_settings", "latency"],
+     "workflow_checks", "compile_settings", "latency", "saving"],
     ["handlers"],
     ["graph"],
     ["accounting", "scoring"],

