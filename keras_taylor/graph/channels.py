@@ -131,8 +131,13 @@ class ChannelGraph:
         self._finalize(elems)
 
     # ----------------------------------------------------- handler interface
+    # What a handler's `propagate(ctx, node, ins)` may call on `ctx`.
     def source(self, node, n, role):
-        """Elements for the `n` output channels `node`'s layer creates."""
+        """Channel ids for the `n` output channels `node`'s layer creates.
+
+        `role` is `handlers.SOURCE` (a criterion may remove them) or
+        `handlers.PASSIVE`. A shared layer gets the same ids at every call.
+        """
         key = id(node.layer)
         if key not in self._layer_elems:
             self._layer_elems[key] = (node.name, self._new(n, role))
@@ -140,6 +145,7 @@ class ChannelGraph:
         return self._layer_elems[key][1]
 
     def fixed(self, node, n, reason):
+        """`n` new channel ids that can never be removed, blocked with `reason`."""
         return self._fixed(n, node.name, reason)
 
     def blocked_source(self, node, n, role, reason):
@@ -155,11 +161,16 @@ class ChannelGraph:
         return self._layer_elems[key][1]
 
     def union(self, a, b):
+        """Couples channel `a[i]` with `b[i]`: they are kept or removed together."""
         if len(a) != len(b):
             raise ValueError(f"cannot couple {len(a)} with {len(b)} channels")
         self._uf.union(a, b)
 
     def block(self, elems, node, reason, raw=False):
+        """Keeps the channels `elems` (and all coupled to them), naming `node` and `reason`.
+
+        `raw`: `node` is already a name (model inputs and outputs).
+        """
         if len(elems):
             name = node if raw else node.name
             self._blocks.append((np.asarray(elems), name, reason))
@@ -181,6 +192,7 @@ class ChannelGraph:
                 self.bind_input(node, k, elems)
 
     def mask_point(self, node, elems):
+        """Records that `node` (a ChannelMask) masks the channels `elems`."""
         self._mask_elems[node.index] = elems
 
     # ------------------------------------------------------------- internals
