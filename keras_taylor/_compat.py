@@ -225,11 +225,12 @@ def config_without_schedule(optimizer):
     """`optimizer.get_config()` with a plain learning rate in place of its schedule.
 
     Public stand-in: `get_config`, which serialises the schedule and fails on
-    one Keras cannot look up by name; read on a shallow copy holding 0.0.
+    one Keras cannot look up by name; read on a shallow copy holding a 0.0
+    tensor (Keras 3.5's `get_config` has no branch for a Python float).
     """
     proxy = object.__new__(type(optimizer))
     proxy.__dict__.update(optimizer.__dict__)
-    object.__setattr__(proxy, "_learning_rate", 0.0)
+    object.__setattr__(proxy, "_learning_rate", keras.ops.convert_to_tensor(0.0))
     return proxy.get_config()
 
 
