@@ -42,10 +42,10 @@ def analyze(model_or_pm, prune_dense=False):
     >>> import keras, keras_taylor as kt
     >>> inputs = keras.Input((8, 8, 3))
     >>> x = keras.layers.Conv2D(4, 3)(inputs)
-    >>> outputs = keras.layers.GroupNormalization(2)(x)
+    >>> outputs = keras.layers.Softmax()(x)
     >>> table = kt.analyze(keras.Model(inputs, outputs)).set_index("name")
     >>> table.loc["conv2d", "blocked_by"]
-    'group_normalization'
+    'softmax'
     >>> int(table.loc["conv2d", "multiply_accumulates"])  # 6x6 positions x 4 x 27
     3888
     """

@@ -16,7 +16,7 @@ PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "keras_taylor"
 LAYERS = [
     ["_compat", "errors"],
     ["pruner"],
-    ["masking", "batchnorm", "data", "datasets", "checkpoint", "rebuild", "recalibration", "reference_models",
+    ["masking", "masked_norms", "batchnorm", "data", "datasets", "checkpoint", "rebuild", "recalibration", "reference_models",
      "workflow_checks", "compile_settings", "latency"],
     ["handlers"],
     ["graph"],

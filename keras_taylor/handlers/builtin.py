@@ -14,6 +14,7 @@ from keras_taylor.handlers.base import (
     register_training_class,
 )
 from keras_taylor.handlers import channelwise, conv, structure
+from keras_taylor.masked_norms import MaskedLayerNormalization, MaskedRMSNormalization
 from keras_taylor.masking import (
     ChannelMask,
     MaskedKernelConv1D,
@@ -84,24 +85,15 @@ register_layer(
     _layer_classes("Lambda"),
     Blocker("Lambda layers can compute anything, so their channels are kept"),
 )
+register_layer(_layer_classes("GroupNormalization"), channelwise.GroupNormalizationHandler())
 register_layer(
-    _layer_classes("GroupNormalization"),
-    Blocker("GroupNormalization splits channels into fixed-size groups"),
-)
-register_layer(
-    _layer_classes("LayerNormalization"),
-    Blocker("LayerNormalization normalises across the channels"),
-)
-register_layer(
-    _layer_classes("UnitNormalization"),
-    Blocker("UnitNormalization normalises across the channels"),
+    _layer_classes("LayerNormalization", "RMSNormalization", "UnitNormalization"),
+    channelwise.AcrossChannels(),
 )
 # keras.applications' own layers: ConvNeXt's per-channel scale and
 # InceptionResNetV2's scaled residual sum.
 _APPLICATION_LAYERS = _compat.application_layer_classes()
-register_layer(
-    _APPLICATION_LAYERS["LayerScale"], channelwise.PassThrough(check_data_format=False)
-)
+register_layer(_APPLICATION_LAYERS["LayerScale"], channelwise.LayerScaleHandler())
 register_layer(_APPLICATION_LAYERS["CustomScaleLayer"], structure.ElementwiseMerge())
 register_layer(_layer_classes("SpectralNormalization"), conv.KernelWrapperHandler())
 
@@ -111,3 +103,6 @@ register_training_class(keras.layers.Conv1D, MaskedKernelConv1D)
 register_training_class(keras.layers.Conv2D, MaskedKernelConv2D)
 register_training_class(keras.layers.Conv3D, MaskedKernelConv3D)
 register_training_class(keras.layers.BatchNormalization, FusedBatchNormalization)
+register_training_class(keras.layers.LayerNormalization, MaskedLayerNormalization)
+if MaskedRMSNormalization is not None:
+    register_training_class(keras.layers.RMSNormalization, MaskedRMSNormalization)
