@@ -96,15 +96,16 @@ def raw_kernel(layer):
     return layer._kernel
 
 
-def keras_op_classes(*names):
-    """The classes of `keras.ops` numpy operations (`Add`, `Multiply`, ...).
+def keras_op_classes(*names, module="numpy"):
+    """The classes of `keras.ops` operations (`Add`, `Multiply`, `Relu`, ...).
 
     Public stand-in: none; `keras.ops.add` is a function whose call in a
-    functional model leaves a node of one of these classes.
+    functional model leaves a node of one of these classes. `module` is the
+    `keras.src.ops` module that defines them: "numpy", "nn", "math" or "core".
+    Names this Keras version lacks are left out.
     """
-    from keras.src.ops import numpy as knp
-
-    return [getattr(knp, n) for n in names if hasattr(knp, n)]
+    ops_module = importlib.import_module(f"keras.src.ops.{module}")
+    return [getattr(ops_module, n) for n in names if hasattr(ops_module, n)]
 
 
 def _application_layer_class(module, name):

@@ -76,6 +76,8 @@ class Handler:
       `keep.outputs[k]` are the kept channel indices of input/output `k`.
     * `new_config(node, config, keep)`: the layer's config with fewer
       channels (e.g. `filters`).
+    * `new_arguments(node, args, kwargs, keep)`: the call's arguments with
+      fewer channels (the key of an `x[..., a:b]` slice).
     * `consumes`: True when the layer sums over its input channels (a
       kernel); the prunable model then masks pruned channels where they
       enter it, so masked equals stripped exactly.
@@ -119,6 +121,10 @@ class Handler:
     def new_config(self, node, config, keep):
         """`config` of the layer once only the kept channels are left."""
         return config
+
+    def new_arguments(self, node, args, kwargs, keep):
+        """`(args, kwargs)` of the call once only the kept channels are left."""
+        return args, kwargs
 
     def filter_weights(self, layer):
         """`(array, output axis)` of the weights making each output channel."""

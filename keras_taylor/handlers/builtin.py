@@ -13,7 +13,7 @@ from keras_taylor.handlers.base import (
     register_layer,
     register_training_class,
 )
-from keras_taylor.handlers import channelwise, conv, structure
+from keras_taylor.handlers import channelwise, conv, ops, structure
 from keras_taylor.masked_norms import MaskedLayerNormalization, MaskedRMSNormalization
 from keras_taylor.masking import (
     ChannelMask,
@@ -106,3 +106,34 @@ register_training_class(keras.layers.BatchNormalization, FusedBatchNormalization
 register_training_class(keras.layers.LayerNormalization, MaskedLayerNormalization)
 if MaskedRMSNormalization is not None:
     register_training_class(keras.layers.RMSNormalization, MaskedRMSNormalization)
+
+# keras.ops calls recorded as nodes of a functional model.
+register_layer(
+    _compat.keras_op_classes(
+        "Relu", "Relu6", "Sigmoid", "SparseSigmoid", "Softplus", "Softsign",
+        "SoftShrink", "SparsePlus", "Silu", "Squareplus", "LogSigmoid",
+        "LeakyRelu", "HardSigmoid", "HardSilu", "Elu", "Selu", "Gelu", "Celu",
+        "HardTanh", "HardShrink", "TanhShrink", "Threshold", module="nn",
+    )
+    + _compat.keras_op_classes(
+        "Abs", "Absolute", "Tanh", "Exp", "Exp2", "Expm1", "Log", "Log1p",
+        "Log2", "Log10", "Sqrt", "Square", "Negative", "Sin", "Cos", "Tan",
+        "Arctan", "Sinh", "Cosh", "Arcsinh", "Clip", "Sign", "Floor", "Ceil",
+        "Round", "Reciprocal", "NanToNum",
+    )
+    + _compat.keras_op_classes("Erf", "Rsqrt", module="math")
+    + _compat.keras_op_classes("Cast", module="core"),
+    ops.ElementwiseOp(),
+)
+register_layer(
+    _compat.keras_op_classes("Mean", "Max", "Min", "Sum", "Prod", "Var", "Std", "Amax", "Amin"),
+    ops.ReduceOp(),
+)
+register_layer(_compat.keras_op_classes("Pad"), ops.PadOp())
+register_layer(_compat.keras_op_classes("MaxPool", "AveragePool", module="nn"), ops.PoolOp())
+register_layer(_compat.keras_op_classes("Split"), ops.SplitOp())
+register_layer(_compat.keras_op_classes("GetItem"), ops.GetItemOp())
+register_layer(_compat.keras_op_classes("Reshape"), ops.ReshapeOp())
+register_layer(_compat.keras_op_classes("Transpose"), ops.TransposeOp())
+register_layer(_compat.keras_op_classes("DepthToSpace", module="nn"), ops.DepthToSpaceOp())
+register_layer(_compat.keras_op_classes("SpaceToDepth", module="nn"), ops.SpaceToDepthOp())
