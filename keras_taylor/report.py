@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 
 from keras_taylor import accounting, handlers
-from keras_taylor.graph import ChannelGraph, Options, read_model
+from keras_taylor.graph import ChannelGraph, Options, hidden_sources, read_model
 from keras_taylor.masking import ChannelMask
 from keras_taylor.model import TaylorPrunableModel
 
@@ -35,7 +35,10 @@ def analyze(model_or_pm, prune_dense=False):
         (per sample, over every call of the layer, after pruning; their sum
         is the model's), `num_filters` (output
         channels it creates), `num_pruned_filters`, `prunable`, and for
-        blocked layers `blocked_by` (the layer that stops them) and `reason`.
+        blocked layers `blocked_by` (the layer that stops them) and `reason`;
+        for a layer keras_taylor cannot see into that holds convolutions,
+        `reason` says how many and the `kt.register_layer` line that would
+        teach it.
 
     Example:
 
@@ -54,6 +57,7 @@ def analyze(model_or_pm, prune_dense=False):
     before = {c.name: c for c in accounting.count_layers(graph, full)}
     macs = accounting.layer_multiply_accumulates(graph, alive)
     blockers = graph.source_blockers()
+    hidden = hidden_sources(graph.flat)
     rows = []
     for node, count in zip(
         accounting.first_nodes(graph.flat), accounting.count_layers(graph, alive)
@@ -72,6 +76,8 @@ def analyze(model_or_pm, prune_dense=False):
             found = blockers.get(node.name)
             if not prunable and found:
                 blocked_by, reason = found[0]
+        if node.name in hidden:
+            reason = hidden[node.name].describe()
         shape = node.output_shapes[0] if node.output_shapes else None
         rows.append({
             "name": node.name,
