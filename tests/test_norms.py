@@ -128,3 +128,33 @@ def test_convnext_tiny_prunes_with_defaults():
     x = (np.random.default_rng(0).random((2, 32, 32, 3)) * 255).astype("float32")
     small = assert_masked_equals_stripped(pm, x)
     assert small.count_params() <= 0.8 * before
+
+
+class Clamped(layers.LayerNormalization):
+    def call(self, x):
+        return keras.ops.clip(super().call(x), -1.0, 1.0)
+
+
+class Named(layers.LayerNormalization):
+    pass
+
+
+@pytest.mark.parametrize("cls", [Clamped, Named])
+def test_layer_norm_subclass_blocks(cls):
+    """Only LayerNormalization itself is trained over the kept channels."""
+    inputs = keras.Input((8, 8, 3))
+    x = layers.Conv2D(8, 3, name="c")(inputs)
+    x = cls(name="sub")(x)
+    x = layers.Conv2D(4, 3, name="d")(x)
+    table = kt.analyze(keras.Model(inputs, head(x))).set_index("name")
+    assert not table.loc["c", "prunable"]
+    assert "subclass of LayerNormalization" in table.loc["c", "reason"]
+
+
+def test_unit_norm_subclass_keeping_its_call_is_exact():
+    class Unit(layers.UnitNormalization):
+        pass
+
+    model = convnext_like(lambda: Unit())
+    pm = wrap_and_prune(model, {"stem": [2, 5]})
+    assert_masked_equals_stripped(pm, X)

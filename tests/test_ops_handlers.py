@@ -138,3 +138,19 @@ def test_depth_to_space_couples_blocks_of_channels():
 def test_space_to_depth_repeats_channels():
     _, small = _prune_a(_around(lambda x: ops.space_to_depth(x, 2)))
     assert small.get_layer("b").kernel.shape[-2] == 4 * 5
+
+
+def test_split_sections_never_go_empty():
+    inputs = keras.Input((8, 8, 3))
+    x = layers.Conv2D(8, 3, padding="same", name="a")(inputs)
+    left, right = ops.split(x, [2], axis=-1)
+    left = layers.Conv2D(4, 1, name="b1")(left)
+    right = layers.Conv2D(4, 1, name="b2")(right[..., 1:])
+    model = keras.Model(inputs, head(layers.Concatenate()([left, right])))
+    pm = kt.TaylorPrunableModel(model, criterion="l1")
+    # a keeps one of channels 0-1 (left) and one of 3-7 (the slice of right).
+    assert pm.num_prunables == (8 - 2) + (4 - 1) * 2
+    pm.update_prunables(max_to_prune=pm.num_prunables)
+    small = assert_masked_equals_stripped(pm, X)
+    assert small.get_layer("b1").kernel.shape[-2] == 1
+    assert small.get_layer("b2").kernel.shape[-2] == 1

@@ -70,7 +70,8 @@ class Handler:
       holds, per input, one integer id per channel; return, per output, the
       ids of its channels. Use `ctx.source` (the layer creates channels a
       criterion may remove), `ctx.union` (channels that must go together),
-      `ctx.block` / `ctx.fixed` (channels that must stay, with a reason).
+      `ctx.block` / `ctx.fixed` (channels that must stay, with a reason),
+      `ctx.keep_one` (at least one of these channels must stay).
     * `weight_slices(node, keep)`: how weights are sliced when channels go:
       `{weight name: {axis: kept indices}}`, where `keep.inputs[k]` and
       `keep.outputs[k]` are the kept channel indices of input/output `k`.

@@ -86,10 +86,8 @@ register_layer(
     Blocker("Lambda layers can compute anything, so their channels are kept"),
 )
 register_layer(_layer_classes("GroupNormalization"), channelwise.GroupNormalizationHandler())
-register_layer(
-    _layer_classes("LayerNormalization", "RMSNormalization", "UnitNormalization"),
-    channelwise.AcrossChannels(),
-)
+for _norm in _layer_classes("LayerNormalization", "RMSNormalization", "UnitNormalization"):
+    register_layer(_norm, channelwise.AcrossChannels(_norm))
 # keras.applications' own layers: ConvNeXt's per-channel scale and
 # InceptionResNetV2's scaled residual sum.
 _APPLICATION_LAYERS = _compat.application_layer_classes()

@@ -11,6 +11,8 @@ from keras_taylor.handlers.base import (
     _last_dim,
     acts_on_last_axis,
     is_channels_first,
+    plain_class,
+    training_class,
 )
 
 
@@ -171,15 +173,27 @@ class AcrossChannels(PassThrough):
     takes its statistics over the kept channels only (see
     `keras_taylor.masked_norms`), so the stripped layer, which has only the
     kept channels, computes the same. Normalising over other or more axes
-    than the channels blocks.
+    than the channels blocks, and so does a subclass (its `call` may not
+    count only the kept channels; a `UnitNormalization` subclass that keeps
+    its parent's `call` is exact and passes).
+
+    Args:
+        layer_class: the Keras class whose `call` this handler knows.
     """
 
     consumes = True
 
-    def __init__(self):
+    def __init__(self, layer_class):
         super().__init__(check_data_format=False, axis_key="axis")
+        self.layer_class = layer_class
 
     def propagate(self, ctx, node, ins):
+        cls, known = plain_class(type(node.layer)), self.layer_class
+        if cls is not known and (training_class(known) is not known or cls.call is not known.call):
+            return Blocker(
+                f"{{type}} is a subclass of {known.__name__}; only "
+                f"{known.__name__} itself is computed over the kept channels"
+            ).propagate(ctx, node, ins)
         if not self._channel_axis_ok(node):
             axis = node.config.get("axis")
             return Blocker(

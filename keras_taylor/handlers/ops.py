@@ -86,7 +86,10 @@ class SplitOp(Handler):
     def propagate(self, ctx, node, ins):
         if not self._on_channels(node):
             return [ins[0]] * len(node.output_shapes)
-        return np.split(np.asarray(ins[0]), node.config["indices_or_sections"])
+        sections = np.split(np.asarray(ins[0]), node.config["indices_or_sections"])
+        for section in sections:
+            ctx.keep_one(section)
+        return sections
 
     def new_config(self, node, config, keep):
         if not self._on_channels(node):
@@ -115,8 +118,10 @@ class GetItemOp(Handler):
         if key is None or len(key) != rank:
             return None, "{type} indexes with newaxis, several ellipses or too many axes"
         last = key[-1]
-        if not isinstance(last, slice) or last.step not in (None, 1):
-            return None, "{type} picks channels other than by a slice of step 1"
+        if not isinstance(last, slice) or last.step not in (None, 1) or not all(
+            isinstance(b, (int, type(None))) for b in (last.start, last.stop)
+        ):
+            return None, "{type} picks channels other than by a constant slice of step 1"
         if any(not isinstance(k, (slice, int)) for k in key[:-1]):
             return None, "{type} indexes with a tensor or an array"
         return last, None
@@ -125,7 +130,9 @@ class GetItemOp(Handler):
         last, problem = self._channel_slice(node)
         if problem:
             return _block(ctx, node, ins, problem)
-        return [np.asarray(ins[0])[last]]
+        picked = np.asarray(ins[0])[last]
+        ctx.keep_one(picked)
+        return [picked]
 
     def new_arguments(self, node, args, kwargs, keep):
         last, _ = self._channel_slice(node)
