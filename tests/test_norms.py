@@ -158,3 +158,11 @@ def test_unit_norm_subclass_keeping_its_call_is_exact():
     model = convnext_like(lambda: Unit())
     pm = wrap_and_prune(model, {"stem": [2, 5]})
     assert_masked_equals_stripped(pm, X)
+
+
+def test_taylor_scores_through_masked_norms():
+    model = convnext_like()
+    pm = wrap_and_prune(model, {})
+    pm.update_score(X, np.zeros((2, 3), "float32"), loss="mse")
+    assert pm.update_prunables(max_to_prune=3) == 3
+    assert_masked_equals_stripped(pm, X)
