@@ -73,9 +73,10 @@ def test_spatial_op_passes_channels(op):
         (lambda x: ops.pad(x, [[0, 0], [0, 0], [0, 0], [1, 0]]), "pads the channel"),
         (lambda x: ops.transpose(x, (0, 3, 1, 2)), "moves the channel"),
         (lambda x: x[..., 3], "slice of step 1"),
+        (lambda x: x[..., 1:7:2], "slice of step 1"),
         (lambda x: ops.cumsum(x, axis=-1), "not a layer type"),
     ],
-    ids=["mean_channels", "pad_channels", "transpose_channels", "pick_channel", "unknown_op"],
+    ids=["mean_channels", "pad_channels", "transpose_channels", "pick_channel", "step_2", "unknown_op"],
 )
 def test_channel_mixing_op_blocks(op, reason):
     model = _around(op)

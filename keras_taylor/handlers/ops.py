@@ -101,10 +101,11 @@ class SplitOp(Handler):
 def _expanded_key(key, rank):
     """A `x[key]` key as one entry per axis, or None if it adds or drops axes oddly."""
     key = list(key) if isinstance(key, tuple) else [key]
-    if any(k is None for k in key) or sum(k is Ellipsis for k in key) > 1:
+    ellipses = [i for i, k in enumerate(key) if k is Ellipsis]  # `is`: keys may hold arrays
+    if any(k is None for k in key) or len(ellipses) > 1:
         return None
-    if Ellipsis in key:
-        at = key.index(Ellipsis)
+    if ellipses:
+        at = ellipses[0]
         key[at:at + 1] = [slice(None)] * (rank - len(key) + 1)
     return key + [slice(None)] * (rank - len(key))
 
