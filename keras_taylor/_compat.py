@@ -97,15 +97,16 @@ def raw_kernel(layer):
     return layer._kernel
 
 
-def keras_op_classes(*names):
-    """The classes of `keras.ops` numpy operations (`Add`, `Multiply`, ...).
+def keras_op_classes(*names, module="numpy"):
+    """The classes of `keras.ops` operations (`Add`, `Multiply`, `Relu`, ...).
 
     Public stand-in: none; `keras.ops.add` is a function whose call in a
-    functional model leaves a node of one of these classes.
+    functional model leaves a node of one of these classes. `module` is the
+    `keras.src.ops` module that defines them: "numpy", "nn", "math" or "core".
+    Names this Keras version lacks are left out.
     """
-    from keras.src.ops import numpy as knp
-
-    return [getattr(knp, n) for n in names if hasattr(knp, n)]
+    ops_module = importlib.import_module(f"keras.src.ops.{module}")
+    return [getattr(ops_module, n) for n in names if hasattr(ops_module, n)]
 
 
 def _application_layer_class(module, name):
@@ -272,6 +273,23 @@ def replicas_dividing_the_loss():
     if getattr(loss_module, "scale_loss_for_distribution", None) is None:
         return 1
     return tf.distribute.get_strategy().num_replicas_in_sync
+
+
+def steps_done_in_epoch(model, batch, steps_in_epoch=None):
+    """How many training steps of the epoch have run when
+    `on_train_batch_end(batch)` is called.
+
+    Public stand-in: `batch + 1`. Keras (3.6 on) passes the last step a call
+    covers, so that holds with `compile(steps_per_execution=k)` too; Keras 3.5
+    passes the call's first step, so its k-step calls end k - 1 steps later
+    (fewer in an epoch's last, shorter call).
+    """
+    from keras.src.trainers import epoch_iterator
+
+    if hasattr(epoch_iterator.EpochIterator, "__next__"):
+        return int(batch) + 1
+    done = int(batch) + int(getattr(model, "steps_per_execution", 1) or 1)
+    return done if steps_in_epoch is None else min(done, int(steps_in_epoch))
 
 
 # ------------------------------------------------------------ printing, seeds

@@ -2,7 +2,10 @@
 
 "Learnables" follow MATLAB's meaning: weights a layer trains (kernels,
 biases, batch-norm gamma/beta), not its state (moving statistics) and not
-keras_taylor's masks. Counts come from the shapes the weights will have after
+keras_taylor's masks. Every layer of the model counts, the ones keras_taylor
+cannot prune through included (LSTM, MultiHeadAttention, custom layers and
+the layers they hold), so goals and reductions are fractions of the whole
+model; a variable two layers share counts once. Counts come from the shapes the weights will have after
 `strip_pruning`, so they equal what the stripped model reports.
 """
 
@@ -50,6 +53,7 @@ def count_layers(channel_graph, alive, skip=()):
     `skip`: layer classes left out of the count.
     """
     counts = []
+    seen = set()  # a variable two layers share (tied weights) counts once
     for node in first_nodes(channel_graph.flat):
         if isinstance(node.layer, tuple(skip)):
             continue
@@ -60,6 +64,9 @@ def count_layers(channel_graph, alive, skip=()):
         learn = params = 0
         shape_map = {}
         for variable, shape in zip(weights, shapes):
+            if id(variable) in seen:
+                continue
+            seen.add(id(variable))
             size = int(np.prod(shape)) if shape else 1
             params += size
             if variable.name in trainable:

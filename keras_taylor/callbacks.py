@@ -196,12 +196,12 @@ class TaylorPruningCallback(keras.callbacks.Callback):
             self._prune()
 
     def on_train_batch_end(self, batch, logs=None):
-        # `batch` is the last step this call covers: with
-        # steps_per_execution > 1 Keras calls back once per several steps.
-        before, self._step = self._step, self._epoch_start + int(batch) + 1
+        # With steps_per_execution > 1 Keras calls back once per several steps.
+        steps = (self.params or {}).get("steps")
+        done = _compat.steps_done_in_epoch(self.model, batch, steps)
+        before, self._step = self._step, self._epoch_start + done
         if self.frequency == "epoch":
-            steps = (self.params or {}).get("steps")
-            if steps is not None and int(batch) + 1 >= steps and self._due(self._step):
+            if steps is not None and done >= steps and self._due(self._step):
                 # Before Keras validates the epoch: the scores logged for it
                 # are then the pruned model's.
                 self._prune()

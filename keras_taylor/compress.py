@@ -169,9 +169,9 @@ class _FineTuneMonitor(keras.callbacks.Callback):
         self._epoch_start = self._step
 
     def on_train_batch_end(self, batch, logs=None):
-        # `batch` is the last step of the call: with steps_per_execution > 1
-        # Keras calls back once per several steps.
-        self._step = self._epoch_start + int(batch) + 1
+        # With steps_per_execution > 1 Keras calls back once per several steps.
+        steps = (self.params or {}).get("steps")
+        self._step = self._epoch_start + _compat.steps_done_in_epoch(self.model, batch, steps)
         logs = dict(logs or {})
         self.steps.append(dict(iteration=self.iteration, epoch=self._epoch + 1, step=self._step, **logs))
         loss = logs.get("loss")

@@ -174,7 +174,9 @@ def bind_kernel_masks(flat):
     `MaskedKernelConv*` called once in the graph, ungrouped, channels last,
     reading the mask's channels as its kernel's input channels. Anything
     else (Dense, separable or grouped convolutions, shared layers) keeps the
-    mask's own multiply. Binding the same graph again gives the same result,
+    mask's own multiply. A consumer that takes statistics over the
+    channels (`binds_input_mask`, keras_taylor.masked_norms) is given the
+    mask whatever the other consumers are. Binding the same graph again gives the same result,
     which traced functions rely on.
 
     Args:
@@ -204,6 +206,11 @@ def bind_kernel_masks(flat):
         if not isinstance(mask, ChannelMask) or calls[id(mask)] != 1:
             continue
         users = consumers.get(node.outputs[0], [])
+        for user in users:
+            # Normalisations over the channels (keras_taylor.masked_norms)
+            # read the mask to count only the kept channels.
+            if getattr(user.layer, "binds_input_mask", False):
+                user.layer.bind_input_mask(mask.mask)
         if users and all(can_absorb(mask, user) for user in users):
             for user in users:
                 user.layer.bind_input_mask(mask.mask)

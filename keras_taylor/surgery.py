@@ -25,6 +25,10 @@ class _Strip(Rebuild):
         handler = handlers.get_handler(node.layer)
         return handler.new_config(node, node.config, self.graph.keep(node, self.alive))
 
+    def arguments(self, node, args, kwargs):
+        handler = handlers.get_handler(node.layer)
+        return handler.new_arguments(node, args, kwargs, self.graph.keep(node, self.alive))
+
     def weights(self, node):
         keep = self.graph.keep(node, self.alive)
         return slice_weights(node, keep, node.layer.get_weights())

@@ -44,13 +44,13 @@ def test_analyze_prints_table_blockers_and_max_reduction(tmp_path, capsys):
     inputs = keras.Input((12, 12, 1))
     x = L.Conv2D(8, 3, name="free")(inputs)
     y = L.Conv2D(4, 3, name="blocked")(x)
-    y = L.GroupNormalization(2, name="gn")(y)
+    y = L.LayerNormalization(axis=(1, 2, 3), name="gn")(y)
     model = keras.Model(inputs, L.Dense(2)(L.GlobalAveragePooling2D()(y)))
     path = tmp_path / "m.keras"
     model.save(path)
     assert cli.main(["analyze", str(path), "--csv", str(tmp_path / "t.csv")]) == 0
     out = capsys.readouterr().out
-    assert "blocked" in out and "gn" in out and "GroupNormalization" in out
+    assert "blocked" in out and "gn" in out and "LayerNormalization" in out
     assert "Maximum reduction" in out
     table = pd.read_csv(tmp_path / "t.csv")
     assert table.set_index("name").loc["free", "prunable"]
@@ -132,7 +132,7 @@ def test_analyze_names_every_unprunable_candidate_and_why(tmp_path, capsys):
     inputs = keras.Input((12, 12, 1))
     x = L.Conv2D(8, 3, name="free")(inputs)
     y = L.Conv2D(4, 3, name="blocked")(x)
-    y = L.GroupNormalization(2, name="gn")(y)
+    y = L.GroupNormalization(2, axis=1, name="gn")(y)  # over a spatial axis: blocks
     model = keras.Model(inputs, L.Dense(2, name="head")(L.Dense(6, name="hidden")(L.GlobalAveragePooling2D()(y))))
     path = tmp_path / "m.keras"
     model.save(path)

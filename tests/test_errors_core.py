@@ -56,9 +56,9 @@ def test_not_a_model():
 def test_nothing_prunable_lists_each_candidate_and_its_blocker():
     inputs = keras.Input((8, 8, 3))
     a = layers.Conv2D(4, 3, name="conv_a")(inputs)
-    a = layers.GroupNormalization(2, name="gn")(a)
+    a = layers.LayerNormalization(axis=(1, 2, 3), name="gn")(a)
     b = layers.Conv2D(4, 3, name="conv_b")(a)
-    b = layers.LayerNormalization(name="ln")(b)
+    b = layers.UnitNormalization(axis=(1, 2, 3), name="ln")(b)
     model = keras.Model(inputs, layers.Dense(2)(layers.GlobalAveragePooling2D()(b)))
     with pytest.raises(kt.NothingPrunableError) as info:
         kt.TaylorPrunableModel(model)

@@ -40,15 +40,15 @@ def _lambda():
 
 # name -> (make blocker, learnables it holds for 6 channels, reason keyword)
 BLOCKERS = {
-    "group_norm": (lambda: layers.GroupNormalization(2, name="blk"), 12, "group"),
-    "layer_norm": (lambda: layers.LayerNormalization(name="blk"), 12, "across the channels"),
+    "group_norm_spatial": (lambda: layers.GroupNormalization(2, axis=1, name="blk"), 16, "other than the channels"),
+    "layer_norm_spatial": (lambda: layers.LayerNormalization(axis=(1, 2, 3), name="blk"), 768, "not the channel axis"),
     "reshape_mixing": (lambda: layers.Reshape((8, 6, 8), name="blk"), 0, "mixes the channel"),
     "permute_channels": (lambda: layers.Permute((3, 2, 1), name="blk"), 0, "moves the channel"),
     "custom_layer": (lambda: TimesTwo(name="blk"), 0, "not a layer type"),
     "lambda": (lambda: layers.Lambda(lambda t: t * 2.0, name="blk"), 0, "lambda"),
     "softmax_activation": (lambda: layers.Activation("softmax", name="blk"), 0, "softmax"),
     "softmax_layer": (lambda: layers.Softmax(name="blk"), 0, "across the channels"),
-    "unit_norm": (lambda: layers.UnitNormalization(name="blk"), 0, "across the channels"),
+    "unit_norm_spatial": (lambda: layers.UnitNormalization(axis=(1, 2, 3), name="blk"), 0, "not the channel axis"),
 }
 
 
@@ -126,12 +126,12 @@ def test_output_through_passthrough_still_blocks():
 
 
 def test_blocker_on_one_branch_blocks_the_coupled_group():
-    # a and b are added; only b's branch reaches a LayerNormalization.
+    # a and b are added; only b's branch reaches a blocking LayerNormalization.
     inputs = keras.Input((8, 8, 3))
     a = layers.Conv2D(6, 1, name="a")(inputs)
     b = layers.Conv2D(6, 1, name="b")(inputs)
     s = layers.Add()([a, b])
-    n = layers.LayerNormalization(name="ln")(b)
+    n = layers.LayerNormalization(axis=(1, 2, 3), name="ln")(b)
     c = layers.Conv2D(4, 1, name="c")(layers.Concatenate()([s, n]))
     model = keras.Model(inputs, head(c))
     table = kt.analyze(model).set_index("name")

@@ -16,8 +16,8 @@ PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "keras_taylor"
 LAYERS = [
     ["_compat", "_verbosity", "errors"],
     ["pruner"],
-    ["masking", "batchnorm", "data", "datasets", "checkpoint", "rebuild", "recalibration", "reference_models",
-     "workflow_checks", "compile_settings", "latency", "saving"],
+    ["masking", "masked_norms", "batchnorm", "data", "datasets", "checkpoint", "rebuild", "recalibration",
+     "reference_models", "workflow_checks", "compile_settings", "latency", "saving"],
     ["handlers"],
     ["graph"],
     ["accounting", "scoring"],

@@ -76,16 +76,16 @@ def test_max_reduction_by_hand():
 
 
 def test_max_reduction_with_coupling_and_blockers():
-    # a(4) + b(4) coupled; c(5) feeds LayerNormalization: blocked.
-    # Learnables: a 16, b 16, c 25, ln 10, dense 5*2+2=12 -> 79.
-    # Keeping one channel of the a/b group: a 4, b 4, c 1*5+5=10 -> 40.
+    # a(4) + b(4) coupled; c(5) feeds a channel softmax: blocked.
+    # Learnables: a 16, b 16, c 25, dense 5*2+2=12 -> 69.
+    # Keeping one channel of the a/b group: a 4, b 4, c 1*5+5=10 -> 30.
     inputs = keras.Input((8, 8, 3))
     a = layers.Conv2D(4, 1, name="a")(inputs)
     b = layers.Conv2D(4, 1, name="b")(inputs)
     c = layers.Conv2D(5, 1, name="c")(layers.Add()([a, b]))
-    x = layers.LayerNormalization(name="ln")(c)
+    x = layers.Softmax(name="ln")(c)
     model = keras.Model(inputs, layers.Dense(2)(layers.GlobalAveragePooling2D()(x)))
-    assert kt.max_reduction(model) == pytest.approx(1 - 40 / 79)
+    assert kt.max_reduction(model) == pytest.approx(1 - 30 / 69)
     t = kt.analyze(model).set_index("name")
     assert t.loc["c", "blocked_by"] == "ln"
     assert "normalises" in t.loc["c", "reason"]
@@ -114,8 +114,10 @@ def test_analyze_counts_a_shared_layer_at_every_call():
 def test_analyze_gives_every_unprunable_candidate_a_reason():
     inputs = keras.Input((8, 8, 3))
     a = layers.Conv2D(4, 1, name="a")(inputs)
-    b = layers.GroupNormalization(2, name="gn")(a)
-    c = layers.LayerNormalization(name="ln")(a)
+    # normalised over the spatial axes too: still blockers now that the
+    # channel-axis forms prune exactly
+    b = layers.GroupNormalization(2, axis=1, name="gn")(a)
+    c = layers.LayerNormalization(axis=(1, 2, 3), name="ln")(a)
     x = layers.GlobalAveragePooling2D()(layers.Add()([b, c]))
     model = keras.Model(inputs, layers.Dense(2, name="head")(layers.Dense(3, name="hidden")(x)))
     t = kt.analyze(model).set_index("name")

@@ -11,6 +11,7 @@ from keras_taylor.graph.channels import (
     slice_weights,
     sliced_shapes,
 )
+from keras_taylor.graph.opaque import HiddenSources, hidden_sources
 from keras_taylor.graph.flat import (
     FlatGraph,
     LayerNode,
@@ -22,10 +23,12 @@ from keras_taylor.graph.flat import (
 __all__ = [
     "ChannelGraph",
     "FlatGraph",
+    "HiddenSources",
     "Keep",
     "LayerNode",
     "Options",
     "Rebuild",
+    "hidden_sources",
     "read_model",
     "replay",
     "slice_weights",

@@ -108,6 +108,7 @@ class ChannelGraph:
         self._layer_elems = {}
         self._layer_roles = {}
         self._mask_elems = {}
+        self._keep_one = []
         elems = {}
         for tid, name in zip(flat.inputs, flat.input_names):
             channels = flat.tensors[tid].shape[-1] or 0
@@ -191,6 +192,11 @@ class ChannelGraph:
             if first is None or len(first) == len(elems):
                 self.bind_input(node, k, elems)
 
+    def keep_one(self, elems):
+        """At least one of `elems` must stay (a split section must not go empty)."""
+        if len(elems):
+            self._keep_one.append(np.asarray(elems))
+
     def mask_point(self, node, elems):
         """Records that `node` (a ChannelMask) masks the channels `elems`."""
         self._mask_elems[node.index] = elems
@@ -241,7 +247,9 @@ class ChannelGraph:
             for u in np.unique(units[self.unit_prunable[units]]):
                 self.unit_layers.setdefault(int(u), []).append(name)
         self.layout = pruner.ChannelLayout(
-            self.num_units, list(self.layer_units.values()), self.unit_prunable
+            self.num_units,
+            list(self.layer_units.values()) + [self.element_unit[e] for e in self._keep_one],
+            self.unit_prunable,
         )
 
     # ------------------------------------------------------------ queries

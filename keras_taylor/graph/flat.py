@@ -232,6 +232,10 @@ class Rebuild:
         """The class of the copy (one with the same config and weights)."""
         return type(node.layer)
 
+    def arguments(self, node, args, kwargs):
+        """The `(args, kwargs)` the copy is called with (tensors filled in)."""
+        return args, kwargs
+
     def skip(self, node):
         """True to drop `node` (it must have one input and one output)."""
         return False
@@ -275,7 +279,7 @@ def replay(flat, rebuild, name=None, tensor_map=None):
             id(symbolic): value
             for symbolic, value in zip(node.keras_node.input_tensors, ins)
         }
-        args, kwargs = node.keras_node.arguments.fill_in(tensor_dict)
+        args, kwargs = rebuild.arguments(node, *node.keras_node.arguments.fill_in(tensor_dict))
         outs = tree.flatten(layer(*args, **kwargs))
         for tid, out in zip(node.outputs, outs):
             values[tid] = out

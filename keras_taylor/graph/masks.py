@@ -8,6 +8,7 @@ from keras_taylor import handlers
 from keras_taylor.errors import NothingPrunableError
 from keras_taylor.graph.channels import ChannelGraph
 from keras_taylor.graph.flat import Rebuild, read_model, replay
+from keras_taylor.graph.opaque import hidden_sources
 from keras_taylor.masking import ChannelMask
 
 class InsertMasks(Rebuild):
@@ -43,10 +44,12 @@ class InsertMasks(Rebuild):
 def nothing_prunable_error(channel_graph, where="model"):
     """The `NothingPrunableError` naming what blocks each candidate layer."""
     blockers = channel_graph.source_blockers()
+    hidden = hidden_sources(channel_graph.flat)
     if not blockers:
         message = (
             f"{where} has nothing prunable: it has no Conv1D/Conv2D (or other "
-            "enabled source) layer whose filters could be removed."
+            "enabled source) layer whose filters could be removed"
+            + (" that keras_taylor can see." if hidden else ".")
         )
     else:
         lines = [
@@ -57,6 +60,13 @@ def nothing_prunable_error(channel_graph, where="model"):
         message = (
             f"{where} has nothing prunable: every candidate layer is blocked.\n"
             + "\n".join(lines)
+        )
+    if hidden:
+        total = sum(h.convolutions for h in hidden.values())
+        layers = "a layer" if len(hidden) == 1 else f"{len(hidden)} layers"
+        message += (
+            f"\n{total} convolution{'s' if total != 1 else ''} sit inside {layers} "
+            "keras_taylor cannot see into:\n" + "\n".join(f"  {h.describe()}" for h in list(hidden.values())[:10])
         )
     return NothingPrunableError(message, blockers)
 

@@ -70,12 +70,15 @@ class Handler:
       holds, per input, one integer id per channel; return, per output, the
       ids of its channels. Use `ctx.source` (the layer creates channels a
       criterion may remove), `ctx.union` (channels that must go together),
-      `ctx.block` / `ctx.fixed` (channels that must stay, with a reason).
+      `ctx.block` / `ctx.fixed` (channels that must stay, with a reason),
+      `ctx.keep_one` (at least one of these channels must stay).
     * `weight_slices(node, keep)`: how weights are sliced when channels go:
       `{weight name: {axis: kept indices}}`, where `keep.inputs[k]` and
       `keep.outputs[k]` are the kept channel indices of input/output `k`.
     * `new_config(node, config, keep)`: the layer's config with fewer
       channels (e.g. `filters`).
+    * `new_arguments(node, args, kwargs, keep)`: the call's arguments with
+      fewer channels (the key of an `x[..., a:b]` slice).
     * `consumes`: True when the layer sums over its input channels (a
       kernel); the prunable model then masks pruned channels where they
       enter it, so masked equals stripped exactly.
@@ -119,6 +122,10 @@ class Handler:
     def new_config(self, node, config, keep):
         """`config` of the layer once only the kept channels are left."""
         return config
+
+    def new_arguments(self, node, args, kwargs, keep):
+        """`(args, kwargs)` of the call once only the kept channels are left."""
+        return args, kwargs
 
     def filter_weights(self, layer):
         """`(array, output axis)` of the weights making each output channel."""

@@ -13,7 +13,8 @@ from keras_taylor.handlers.base import (
     register_layer,
     register_training_class,
 )
-from keras_taylor.handlers import channelwise, conv, structure
+from keras_taylor.handlers import channelwise, conv, ops, structure
+from keras_taylor.masked_norms import MaskedLayerNormalization, MaskedRMSNormalization
 from keras_taylor.masking import (
     ChannelMask,
     MaskedKernelConv1D,
@@ -84,24 +85,13 @@ register_layer(
     _layer_classes("Lambda"),
     Blocker("Lambda layers can compute anything, so their channels are kept"),
 )
-register_layer(
-    _layer_classes("GroupNormalization"),
-    Blocker("GroupNormalization splits channels into fixed-size groups"),
-)
-register_layer(
-    _layer_classes("LayerNormalization"),
-    Blocker("LayerNormalization normalises across the channels"),
-)
-register_layer(
-    _layer_classes("UnitNormalization"),
-    Blocker("UnitNormalization normalises across the channels"),
-)
+register_layer(_layer_classes("GroupNormalization"), channelwise.GroupNormalizationHandler())
+for _norm in _layer_classes("LayerNormalization", "RMSNormalization", "UnitNormalization"):
+    register_layer(_norm, channelwise.AcrossChannels(_norm))
 # keras.applications' own layers: ConvNeXt's per-channel scale and
 # InceptionResNetV2's scaled residual sum.
 _APPLICATION_LAYERS = _compat.application_layer_classes()
-register_layer(
-    _APPLICATION_LAYERS["LayerScale"], channelwise.PassThrough(check_data_format=False)
-)
+register_layer(_APPLICATION_LAYERS["LayerScale"], channelwise.LayerScaleHandler())
 register_layer(_APPLICATION_LAYERS["CustomScaleLayer"], structure.ElementwiseMerge())
 register_layer(_layer_classes("SpectralNormalization"), conv.KernelWrapperHandler())
 
@@ -111,3 +101,37 @@ register_training_class(keras.layers.Conv1D, MaskedKernelConv1D)
 register_training_class(keras.layers.Conv2D, MaskedKernelConv2D)
 register_training_class(keras.layers.Conv3D, MaskedKernelConv3D)
 register_training_class(keras.layers.BatchNormalization, FusedBatchNormalization)
+register_training_class(keras.layers.LayerNormalization, MaskedLayerNormalization)
+if MaskedRMSNormalization is not None:
+    register_training_class(keras.layers.RMSNormalization, MaskedRMSNormalization)
+
+# keras.ops calls recorded as nodes of a functional model.
+register_layer(
+    _compat.keras_op_classes(
+        "Relu", "Relu6", "Sigmoid", "SparseSigmoid", "Softplus", "Softsign",
+        "SoftShrink", "SparsePlus", "Silu", "Squareplus", "LogSigmoid",
+        "LeakyRelu", "HardSigmoid", "HardSilu", "Elu", "Selu", "Gelu", "Celu",
+        "HardTanh", "HardShrink", "TanhShrink", "Threshold", module="nn",
+    )
+    + _compat.keras_op_classes(
+        "Abs", "Absolute", "Tanh", "Exp", "Exp2", "Expm1", "Log", "Log1p",
+        "Log2", "Log10", "Sqrt", "Square", "Negative", "Sin", "Cos", "Tan",
+        "Arctan", "Sinh", "Cosh", "Arcsinh", "Clip", "Sign", "Floor", "Ceil",
+        "Round", "Reciprocal", "NanToNum",
+    )
+    + _compat.keras_op_classes("Erf", "Rsqrt", module="math")
+    + _compat.keras_op_classes("Cast", module="core"),
+    ops.ElementwiseOp(),
+)
+register_layer(
+    _compat.keras_op_classes("Mean", "Max", "Min", "Sum", "Prod", "Var", "Std", "Amax", "Amin"),
+    ops.ReduceOp(),
+)
+register_layer(_compat.keras_op_classes("Pad"), ops.PadOp())
+register_layer(_compat.keras_op_classes("MaxPool", "AveragePool", module="nn"), ops.PoolOp())
+register_layer(_compat.keras_op_classes("Split"), ops.SplitOp())
+register_layer(_compat.keras_op_classes("GetItem"), ops.GetItemOp())
+register_layer(_compat.keras_op_classes("Reshape"), ops.ReshapeOp())
+register_layer(_compat.keras_op_classes("Transpose"), ops.TransposeOp())
+register_layer(_compat.keras_op_classes("DepthToSpace", module="nn"), ops.DepthToSpaceOp())
+register_layer(_compat.keras_op_classes("SpaceToDepth", module="nn"), ops.SpaceToDepthOp())

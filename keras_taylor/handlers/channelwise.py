@@ -11,6 +11,8 @@ from keras_taylor.handlers.base import (
     _last_dim,
     acts_on_last_axis,
     is_channels_first,
+    plain_class,
+    training_class,
 )
 
 
@@ -150,6 +152,89 @@ class NormalizationHandler(PassThrough):
                     config[key] = np.take(value, keep.inputs[0], axis=-1)
         return config
 
+
+
+class LayerScaleHandler(PassThrough):
+    """keras.applications ConvNeXt's `LayerScale`: `projection_dim` gammas."""
+
+    def __init__(self):
+        super().__init__(check_data_format=False)
+
+    def new_config(self, node, config, keep):
+        return dict(config, projection_dim=int(len(keep.inputs[0])))
+
+
+class AcrossChannels(PassThrough):
+    """A normalisation whose statistics run over the channel axis.
+
+    `LayerNormalization`, `RMSNormalization`, `UnitNormalization`: a
+    `ChannelMask` is placed at the layer's input (it `consumes` the
+    channels), and the prunable model trains the layer as a class that
+    takes its statistics over the kept channels only (see
+    `keras_taylor.masked_norms`), so the stripped layer, which has only the
+    kept channels, computes the same. Normalising over other or more axes
+    than the channels blocks, and so does a subclass (its `call` may not
+    count only the kept channels; a `UnitNormalization` subclass that keeps
+    its parent's `call` is exact and passes).
+
+    Args:
+        layer_class: the Keras class whose `call` this handler knows.
+    """
+
+    consumes = True
+
+    def __init__(self, layer_class):
+        super().__init__(check_data_format=False, axis_key="axis")
+        self.layer_class = layer_class
+
+    def propagate(self, ctx, node, ins):
+        cls, known = plain_class(type(node.layer)), self.layer_class
+        if cls is not known and (training_class(known) is not known or cls.call is not known.call):
+            return Blocker(
+                f"{{type}} is a subclass of {known.__name__}; only "
+                f"{known.__name__} itself is computed over the kept channels"
+            ).propagate(ctx, node, ins)
+        if not self._channel_axis_ok(node):
+            axis = node.config.get("axis")
+            return Blocker(
+                f"{{type}} normalises over axis {axis}, not the channel axis "
+                "alone; only normalisation over the last axis can be pruned"
+            ).propagate(ctx, node, ins)
+        return [ins[0]]
+
+
+class GroupNormalizationHandler(PassThrough):
+    """`GroupNormalization`: each normalisation group is one channel group.
+
+    The statistics of a group depend only on its own channels, so removing
+    whole groups leaves the others exact; the stripped layer has fewer
+    `groups`.
+    """
+
+    def __init__(self):
+        super().__init__(check_data_format=False, axis_key="axis")
+
+    def _group_size(self, node):
+        channels = _last_dim(node.input_shapes[0])
+        groups = node.config.get("groups", 32)
+        return 1 if groups == -1 else channels // groups
+
+    def propagate(self, ctx, node, ins):
+        if not self._channel_axis_ok(node):
+            return Blocker(
+                "{type} groups an axis other than the channels"
+            ).propagate(ctx, node, ins)
+        size = self._group_size(node)
+        if size > 1:
+            grouped = np.asarray(ins[0]).reshape(-1, size)
+            ctx.union(grouped[:, :-1].ravel(), grouped[:, 1:].ravel())
+        return [ins[0]]
+
+    def new_config(self, node, config, keep):
+        if config.get("groups") == -1:
+            return config
+        groups = len(keep.inputs[0]) // self._group_size(node)
+        return dict(config, groups=int(groups))
 
 
 class ChannelMaskHandler(Handler):
