@@ -27,6 +27,7 @@ if _keras.backend.backend() != "tensorflow":
 from keras_taylor.batchnorm import FusedBatchNormalization  # noqa: E402
 from keras_taylor.callbacks import TaylorPruningCallback  # noqa: E402
 from keras_taylor.compress import PruningInfo, compress  # noqa: E402
+from keras_taylor.costs import LatencyBudget, Speedup  # noqa: E402
 from keras_taylor.errors import (  # noqa: E402
     CheckpointError,
     InvalidArgumentError,
@@ -61,6 +62,8 @@ __all__ = [
     "register_layer",
     "CheckpointError",
     "InvalidArgumentError",
+    "LatencyBudget",
+    "Speedup",
     "KerasTaylorError",
     "NothingPrunableError",
     "PruningStateError",

@@ -15,12 +15,13 @@ PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "keras_taylor"
 
 LAYERS = [
     ["_compat", "errors"],
-    ["pruner"],
+    ["pruner", "costs"],
     ["masking", "batchnorm", "data", "datasets", "checkpoint", "rebuild", "recalibration", "reference_models",
      "workflow_checks", "compile_settings", "latency"],
     ["handlers"],
     ["graph"],
     ["accounting", "scoring"],
+    ["goals"],
     ["importance"],
     ["gather"],
     ["model"],

@@ -1,0 +1,186 @@
+"""Pruning for speed: costs per channel group, cost-aware selection, goals and round_to."""
+
+import keras
+import numpy as np
+import pytest
+
+import keras_taylor as kt
+from keras_taylor import accounting, costs, pruner
+from tests.helpers import assert_masked_equals_stripped, inputs_like, randomize_weights
+
+
+# --------------------------------------------------------- synthetic tables
+def chain_table():
+    """Two convs in a chain: 0-3 are conv a's filters, 4-7 conv b's; b reads a."""
+    a, b = np.arange(4), np.arange(4, 8)
+    coef = np.array([[0, 0, 28.0, 0], [0, 0, 1.0, 9.0]])  # a reads 3 fixed input channels
+    table = costs.LayerCosts(8, ["a", "b"], [np.zeros(0, np.int64), a], [a, b], coef)
+    layout = pruner.ChannelLayout(8, [a, b], np.ones(8, bool))
+    return table, layout
+
+
+def test_savings_include_the_knock_on_in_the_consuming_layer():
+    table, _ = chain_table()
+    alive = np.ones(8, bool)
+    saved = table.savings(alive)
+    # A filter of a: its 27 weights and bias, and b's 9 x 4 weights that read it.
+    assert saved[0] == pytest.approx(28 + 9 * 4)
+    assert saved[4] == pytest.approx(1 + 9 * 4)
+    for g in range(8):
+        after = alive.copy()
+        after[g] = False
+        assert table.total(alive) - table.total(after) == pytest.approx(saved[g])
+
+
+def test_savings_follow_the_widths_left():
+    table, _ = chain_table()
+    alive = np.ones(8, bool)
+    alive[[4, 5]] = False  # b has shrunk: a's filters save less downstream
+    assert table.savings(alive)[0] == pytest.approx(28 + 9 * 2)
+
+
+@pytest.mark.parametrize("goal", [0.3, costs.Speedup(2.0), costs.LatencyBudget(ms=20.0)])
+def test_the_pruner_meets_each_kind_of_goal_within_one_group(goal):
+    from keras_taylor import goals
+
+    table, layout = chain_table()
+    table = table.combined(0.1, base=5.0)  # "milliseconds": a fixed part no pruning removes
+    alive = np.ones(8, bool)
+    scores = np.linspace(1.0, 2.0, 8)
+    args = goals.plan_goal(table, None, alive, goal)
+    chosen = pruner.plan(scores, alive, layout, savings=table.savings, **args)
+    target = table.total(alive) - args["reduce_by"]
+    assert table.total(pruner._without(alive, chosen)) <= target + 1e-9
+    assert table.total(pruner._without(alive, chosen[:-1])) > target  # one fewer falls short
+
+
+def test_cost_aware_selection_prefers_a_costly_low_importance_group():
+    # Group 0 scores a little above group 1 but costs 10x as much.
+    layout = pruner.ChannelLayout(3, [np.arange(3)], np.ones(3, bool))
+    cost = pruner.CostVector([10.0, 1.0, 1.0])
+    scores = np.array([0.2, 0.1, 0.9])
+    saved = lambda alive: cost.per_group * alive  # noqa: E731
+    by_score = pruner.plan(scores, np.ones(3, bool), layout, cost=cost, reduce_by=5.0)
+    by_ratio = pruner.plan(scores, np.ones(3, bool), layout, cost=cost, reduce_by=5.0, savings=saved)
+    assert by_score.tolist() == [1, 0]
+    assert by_ratio.tolist() == [0]
+
+
+def test_round_to_keeps_multiples_in_the_numpy_pruner():
+    # Layer 0: 10 channels; layer 1: 3 channels (fewer than N: exempt);
+    # groups 13-16 span both layer 2 and 3 (a residual stream).
+    groups = [np.arange(10), np.arange(10, 13), np.arange(13, 21), np.arange(13, 21)]
+    layout = pruner.ChannelLayout(21, groups, np.ones(21, bool))
+    rng = np.random.default_rng(0)
+    for limit in range(1, 20):
+        chosen = pruner.plan(rng.random(21), np.ones(21, bool), layout, limit=limit, round_to=4)
+        left = layout.channels_left(pruner._without(np.ones(21, bool), chosen))
+        for layer in (0, 2, 3):
+            assert left[layer] == layout.full_counts[layer] or left[layer] % 4 == 0, (limit, left)
+            assert left[layer] >= 4
+        assert left[1] >= 1
+
+
+# ------------------------------------------------------------ Keras models
+def residual_model():
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(12, 3, padding="same", activation="relu")(inputs)
+    y = keras.layers.Conv2D(10, 3, padding="same", activation="relu")(x)
+    y = keras.layers.DepthwiseConv2D(3, padding="same")(y)
+    y = keras.layers.Conv2D(12, 1)(y)
+    x = keras.layers.Add()([x, y])
+    x = keras.layers.Conv2D(16, 3, activation="relu")(x)
+    x = keras.layers.Conv2D(6, 3, activation="relu")(x)
+    outputs = keras.layers.Dense(3)(keras.layers.GlobalAveragePooling2D()(x))
+    return randomize_weights(keras.Model(inputs, outputs))
+
+
+@pytest.fixture(scope="module")
+def scored():
+    model = residual_model()
+    pm = kt.TaylorPrunableModel(model)
+    x = inputs_like(model, batch=4)
+    pm.update_score(x, np.zeros((4, 3)), loss="mse")
+    return model, pm, x, (pm.score_sum.numpy(), pm.score_count.numpy())
+
+
+def fresh(scored):
+    """The scored model, unpruned and with its scores back."""
+    model, pm, x, (score_sum, score_count) = scored
+    pm.set_unit_alive(np.ones(pm.channel_graph.num_units, bool))
+    pm.score_sum.assign(score_sum)
+    pm.score_count.assign(score_count)
+    return pm, x
+
+
+def test_tables_equal_the_exact_counts(scored):
+    pm, _ = fresh(scored)
+    graph = pm.channel_graph
+    rng = np.random.default_rng(1)
+    for _ in range(3):
+        alive = np.ones(graph.num_units, bool)
+        alive[graph.prunable_units] = rng.random(len(graph.prunable_units)) < 0.6
+        assert pm.cost_table("macs").total(alive) == accounting.total_multiply_accumulates(graph, alive)
+        assert pm.cost_table("learnables").total(alive) == accounting.total_learnables(graph, alive)
+
+
+@pytest.mark.parametrize("round_to", [4, 8])
+def test_round_to_holds_for_every_layer_of_a_residual_model(scored, round_to):
+    pm, x = fresh(scored)
+    pm.update_prunables(None, cost="macs", goal=0.4, round_to=round_to)
+    layout = pm.channel_graph.layout
+    left = layout.channels_left(pm.alive)
+    assert (left < layout.full_counts).any()
+    for n, full in zip(left, layout.full_counts):
+        assert n == full or n % round_to == 0 or full < round_to
+    stripped = assert_masked_equals_stripped(pm, x)
+    for layer in stripped.layers:
+        if isinstance(layer, keras.layers.Conv2D) and not isinstance(layer, keras.layers.DepthwiseConv2D):
+            original = pm.net.get_layer(layer.name).filters
+            assert layer.filters == original or layer.filters % round_to == 0
+
+
+@pytest.mark.parametrize("goal", [0.5, kt.Speedup(2.0)])
+def test_macs_goals_are_met_and_masked_equals_stripped(scored, goal):
+    pm, x = fresh(scored)
+    pm.update_prunables(None, cost="macs", goal=goal)
+    assert pm.cost_reduction("macs") >= 0.5 - 1e-9
+    assert 1 - pm.multiply_accumulates / pm.original_multiply_accumulates >= 0.5 - 1e-9
+    assert_masked_equals_stripped(pm, x)
+
+
+def test_learnables_default_is_unchanged(scored):
+    pm, _ = fresh(scored)
+    old = pm.planned_prunables(None, learnables_reduction=0.3).tolist()
+    assert pm.planned_prunables(None, goal=0.3).tolist() == old
+    assert pm.planned_prunables(None, cost="learnables", goal=0.3).tolist() == old
+
+
+@pytest.mark.parametrize(
+    "kwargs, word",
+    [
+        (dict(cost="flops", goal=0.3), "cost"),
+        (dict(goal=0.3, round_to=0), "round_to"),
+        (dict(goal=1.5), "goal"),
+        (dict(goal=kt.Speedup(2.0)), "learnables"),
+        (dict(cost="macs", goal=kt.LatencyBudget(ms=3)), "LatencyBudget"),
+        (dict(learnables_reduction=0.2, goal=0.3), "learnables_reduction"),
+    ],
+)
+def test_bad_arguments_raise_typed_errors_naming_them(scored, kwargs, word):
+    pm, _ = fresh(scored)
+    with pytest.raises(kt.InvalidArgumentError, match=word):
+        pm.planned_prunables(None, **kwargs)
+
+
+def test_latency_without_a_profile_says_how_to_make_one(scored):
+    pm, _ = fresh(scored)
+    with pytest.raises(kt.PruningStateError, match="latency_profile"):
+        pm.planned_prunables(None, cost="latency", goal=0.2)
+
+
+def test_goal_objects_check_their_numbers():
+    with pytest.raises(ValueError, match="factor"):
+        kt.Speedup(0.5)
+    with pytest.raises(ValueError, match="ms"):
+        kt.LatencyBudget(ms=-1)
