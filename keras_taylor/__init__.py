@@ -43,6 +43,7 @@ from keras_taylor import handlers, importance  # noqa: E402
 from keras_taylor.handlers import register_layer  # noqa: E402
 from keras_taylor.masking import ChannelMask  # noqa: E402
 from keras_taylor.model import TaylorPrunableModel  # noqa: E402
+from keras_taylor.profile import LatencyProfile, latency_profile  # noqa: E402
 from keras_taylor.recalibration import recalibrate_batch_norm  # noqa: E402
 from keras_taylor.report import analyze, compare, max_reduction  # noqa: E402
 from keras_taylor.surgery import strip_pruning  # noqa: E402
@@ -62,6 +63,8 @@ __all__ = [
     "register_layer",
     "CheckpointError",
     "InvalidArgumentError",
+    "LatencyProfile",
+    "latency_profile",
     "LatencyBudget",
     "Speedup",
     "KerasTaylorError",

@@ -184,3 +184,63 @@ def test_goal_objects_check_their_numbers():
         kt.Speedup(0.5)
     with pytest.raises(ValueError, match="ms"):
         kt.LatencyBudget(ms=-1)
+
+
+# --------------------------------------------------------- latency profile
+class FakeTimer:
+    """0.5 ms fixed plus 2 ns per multiply-accumulate; counts its calls."""
+
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, models, runtime, threads, batch_size):
+        self.calls.append((runtime, threads, batch_size, len(models)))
+        return [5e-4 + 2e-9 * int(kt.analyze(m).multiply_accumulates.sum()) for m in models]
+
+
+def test_the_profile_fits_the_timer_and_is_cached_per_key(scored, tmp_path):
+    model = scored[0]
+    timer = FakeTimer()
+    profile = kt.latency_profile(model, samples=4, cache_dir=tmp_path, timer=timer)
+    assert len(timer.calls) == 1 and not profile.from_cache
+    assert profile.fixed_ms == pytest.approx(0.5, rel=1e-3)
+    assert profile.predict_ms() == pytest.approx(profile.samples.measured_ms[0], rel=1e-6)
+    assert set(profile.layers.columns) >= {"name", "latency_ms", "share"}
+    # Same architecture (a fresh build, other layer names), same settings: a hit.
+    again = kt.latency_profile(residual_model(), samples=4, cache_dir=tmp_path, timer=timer)
+    assert again.from_cache and len(timer.calls) == 1
+    assert again.coefficients == profile.coefficients
+    # Other threads, batch or runtime: other entries, measured anew.
+    kt.latency_profile(model, threads=2, samples=4, cache_dir=tmp_path, timer=timer)
+    kt.latency_profile(model, batch_size=4, samples=4, cache_dir=tmp_path, timer=timer)
+    assert [c[:3] for c in timer.calls[1:]] == [("litert", 2, 1), ("litert", 1, 4)]
+    assert len(list((tmp_path / "latency").glob("*.json"))) == 3
+
+
+def test_the_cache_dir_comes_from_the_environment(scored, tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_TAYLOR_CACHE", str(tmp_path / "env"))
+    kt.latency_profile(scored[0], samples=3, timer=FakeTimer())
+    assert len(list((tmp_path / "env" / "latency").glob("*.json"))) == 1
+
+
+@pytest.mark.parametrize("goal", [kt.Speedup(1.5), kt.LatencyBudget(ms=0.8), 0.3])
+def test_latency_goals_are_met_on_the_prediction(scored, goal):
+    pm, x = fresh(scored)
+    pm.latency_profile = kt.latency_profile(pm, samples=4, cache_dir=False, timer=FakeTimer())
+    full = pm.latency_profile.predict_ms()
+    pm.update_prunables(None, cost="latency", goal=goal, round_to=2)
+    left = pm.latency_profile.predict_ms(pm.alive)
+    if isinstance(goal, kt.Speedup):
+        assert full / left >= 1.5 - 1e-9
+    elif isinstance(goal, kt.LatencyBudget):
+        assert left <= 0.8 + 1e-9
+    else:
+        assert pm.cost_reduction("latency") >= 0.3 - 1e-9
+    assert_masked_equals_stripped(pm, x)
+
+
+def test_bad_profile_arguments_are_named(scored):
+    with pytest.raises(kt.InvalidArgumentError, match="runtime"):
+        kt.latency_profile(scored[0], runtime="onnx", cache_dir=False)
+    with pytest.raises(kt.InvalidArgumentError, match="samples"):
+        kt.latency_profile(scored[0], samples=1, cache_dir=False)

@@ -26,6 +26,7 @@ LAYERS = [
     ["gather"],
     ["model"],
     ["surgery", "report"],
+    ["profile"],
     ["folding", "callbacks"],
     ["compress", "export"],
     ["cli"],
