@@ -244,3 +244,43 @@ def test_bad_profile_arguments_are_named(scored):
         kt.latency_profile(scored[0], runtime="onnx", cache_dir=False)
     with pytest.raises(kt.InvalidArgumentError, match="samples"):
         kt.latency_profile(scored[0], samples=1, cache_dir=False)
+
+
+def test_analyze_adds_predicted_latency(scored):
+    pm, _ = fresh(scored)
+    profile = kt.latency_profile(pm, samples=3, cache_dir=False, timer=FakeTimer())
+    table = kt.analyze(pm, latency_profile=profile)
+    total = table.predicted_latency_ms.sum() + profile.fixed_ms
+    assert total == pytest.approx(profile.predict_ms(pm.alive))
+    assert "multiply_accumulates" in table.columns
+
+
+def test_the_callback_prunes_toward_a_macs_goal_with_round_to(scored):
+    pm, x = fresh(scored)
+    pm.compile("sgd", "mse")
+    cb = kt.TaylorPruningCallback(frequency=1, amount=4, goal=kt.Speedup(1.5), cost="macs", round_to=2, verbose=0)
+    history = pm.fit(np.repeat(x, 4, axis=0), np.zeros((16, 3)), batch_size=4, epochs=3, callbacks=[cb], verbose=0)
+    assert cb.done_reason == "goal reached"
+    assert pm.cost_reduction("macs") >= 1 - 1 / 1.5 - 1e-9
+    assert "macs_reduction" in history.history
+    left = pm.channel_graph.layout.channels_left(pm.alive)
+    assert all(n == f or n % 2 == 0 for n, f in zip(left, pm.channel_graph.layout.full_counts))
+
+
+def test_compress_reaches_a_macs_speedup_with_round_to(scored):
+    model, x = scored[0], scored[2]
+    model.compile("sgd", "mse")
+    data = (np.repeat(x, 4, axis=0), np.zeros((16, 3), "float32"))
+    pruned, info = kt.compress(model, data, goal=kt.Speedup(1.5), cost="macs", round_to=2, increment=0.2,
+                               fine_tune_epochs=0, batch_size=4, recalibration_batches=0, verbose=0)
+    before = kt.analyze(model).multiply_accumulates.sum()
+    after = kt.analyze(pruned).multiply_accumulates.sum()
+    assert before / after >= 1.5 - 1e-9
+    assert info.stop_reason == "Goal reached."
+
+
+def test_compress_names_a_bad_cost(scored):
+    model = scored[0]
+    model.compile("sgd", "mse")
+    with pytest.raises(kt.InvalidArgumentError, match="cost"):
+        kt.compress(model, (scored[2], np.zeros((4, 3))), cost="flops", verbose=0)
