@@ -51,7 +51,7 @@ def one(name, model, round_to, samples, runs):
     rows = []
     for label, p, m in zip(["unpruned"] + [f"{int(100 * g)}% less" for g in GOALS], predicted, measured):
         rows.append([name, label, f"{p:.3f}", f"{m:.3f}", f"{100 * (p / m - 1):+.1f}%",
-                     f"{measured[0] / m:.2f}x"])
+                     f"{predicted[0] / p:.2f}x", f"{measured[0] / m:.2f}x"])
     print(f"{name}: profile built in {built:.0f} s from {samples} variants; "
           f"worst fit error on them {100 * fit_error:.1f}%; fixed {prof.fixed_ms:.3f} ms")
     return rows
@@ -69,7 +69,7 @@ def main():
         rows += one(name, model, args.round_to, args.samples, args.runs)
     print("load after:", os.popen("uptime").read().strip())
     print(_common.markdown_table(
-        ["model", "pruned (predicted latency)", "predicted ms", "measured ms", "error", "measured speedup"], rows))
+        ["model", "pruned (predicted latency)", "predicted ms", "measured ms", "error", "predicted speedup", "measured speedup"], rows))
 
 
 if __name__ == "__main__":

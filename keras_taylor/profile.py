@@ -38,7 +38,7 @@ import platform
 import numpy as np
 import pandas as pd
 
-from keras_taylor import accounting, costs, latency
+from keras_taylor import accounting, costs, latency, pruner
 from keras_taylor.errors import InvalidArgumentError
 from keras_taylor.masking import ChannelMask
 from keras_taylor.model import TaylorPrunableModel
@@ -46,7 +46,8 @@ from keras_taylor.surgery import strip_pruning
 
 KINDS = ("conv", "depthwise", "dense")
 FEATURES = ("fixed",) + KINDS + ("activations",)
-CACHE_VERSION = 1
+ROUND_TO = 8  # variants keep multiples of 8 channels: XNNPACK's fast paths, as round_to=8 pruning does
+CACHE_VERSION = 2
 
 
 class LatencyProfile:
@@ -184,17 +185,23 @@ def time_models(models, runtime, threads, batch_size, runs=7):
     return [float(np.median(times[k])) for k in range(len(models))]
 
 
-def variants(layout, count, seed):
-    """`count` alive sets: the full model, then random per-layer widths (25-100% kept)."""
+def variants(layout, count, seed, round_to=ROUND_TO):
+    """`count` alive sets: the full model, then widths 25-100% kept, alternately
+    the same in every layer (which pins the fixed part) and random per layer
+    (which tells the layer kinds apart), each layer a multiple of `round_to`."""
     rng = np.random.default_rng(seed)
     full = np.ones(layout.num_groups, bool)
     primary = np.array([m[0][0] if m else -1 for m in layout.members])
     out = [full]
-    for _ in range(count - 1):
+    for k in range(count - 1):
         keep = rng.uniform(0.25, 1.0, layout.num_layers)
+        if k % 2 == 0:
+            keep[:] = 0.25 + 0.75 * (k // 2 + 0.5) / (count // 2)
         drop = layout.candidates(full)
         drop = drop[rng.random(len(drop)) >= keep[primary[drop]]]
-        out.append(layout.remove_in_order(rng.permutation(drop), full)[0])
+        _, removed = layout.remove_in_order(rng.permutation(drop), full)
+        removed = pruner.round_channels(layout, full, removed, len(removed), round_to)
+        out.append(pruner.without(full, removed))
     return out
 
 

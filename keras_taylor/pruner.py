@@ -219,13 +219,13 @@ def plan(scores, alive, layout, limit=None, cost=None, reduce_by=None, savings=N
     rounded = round_channels(layout, alive, removable, count, round_to)
     if reduce_by is not None and count < len(removable):
         target = cost.total(alive) - reduce_by
-        while count < len(removable) and cost.total(_without(alive, rounded)) > target:
+        while count < len(removable) and cost.total(without(alive, rounded)) > target:
             count += 1  # rounding gave back channels: take one more and round again
             rounded = round_channels(layout, alive, removable, count, round_to)
     return np.asarray(rounded, dtype=np.int64)
 
 
-def _without(alive, removed):
+def without(alive, removed):
     out = np.array(alive, dtype=bool)
     out[np.asarray(removed, dtype=np.int64)] = False
     return out
@@ -278,7 +278,7 @@ def round_channels(layout, alive, order, count, round_to, max_steps=100000):
     n = int(round_to)
     removed = list(order[:count])
     rank = {int(g): k for k, g in enumerate(order)}
-    trial = _without(alive, removed)
+    trial = without(alive, removed)
     stuck, restored = set(), set()
     for _ in range(max_steps):
         left = layout.channels_left(trial)

