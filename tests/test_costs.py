@@ -284,3 +284,16 @@ def test_compress_names_a_bad_cost(scored):
     model.compile("sgd", "mse")
     with pytest.raises(kt.InvalidArgumentError, match="cost"):
         kt.compress(model, (scored[2], np.zeros((4, 3))), cost="flops", verbose=0)
+
+
+def test_compress_takes_a_latency_profile_and_a_budget(scored):
+    model, x = scored[0], scored[2]
+    model.compile("sgd", "mse")
+    profile = kt.latency_profile(model, samples=4, cache_dir=False, timer=FakeTimer())
+    budget = 0.8 * profile.predict_ms()
+    pruned, info = kt.compress(model, (np.repeat(x, 4, axis=0), np.zeros((16, 3), "float32")),
+                               goal=kt.LatencyBudget(ms=budget), cost=profile, increment=0.1,
+                               fine_tune_epochs=0, batch_size=4, recalibration_batches=0, verbose=0)
+    assert info.stop_reason == "Goal reached."
+    pm = kt.TaylorPrunableModel(pruned)
+    assert profile.predict_ms(channel_graph=pm.channel_graph) <= budget + 1e-9
