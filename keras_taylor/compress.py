@@ -427,9 +427,12 @@ def compress(
             steps_per_epoch=steps_per_epoch, validation_steps=validation_steps, mode=mode, prune_frozen=bool(prune_frozen),
             class_weight=None if class_weight is None else {str(k): float(v) for k, v in class_weight.items()},
             validation_data=checkpoint.data_fingerprint(validation_data),
-            cost=cost if isinstance(cost, str) else f"profile:{cost.key}", round_to=round_to, goal_kind=type(goal).__name__,
             **checkpoint.model_fingerprint(model),
         )
+        if cost != "learnables" or round_to is not None or not isinstance(goal, (int, float)):
+            # only then: checkpoints of learnables goals from before these arguments still resume
+            fingerprint.update(cost=cost if isinstance(cost, str) else f"profile:{cost.key}", round_to=round_to,
+                               goal=repr(goal))
         ckpt = checkpoint.CompressCheckpoint(checkpoint_dir, fingerprint)
         state = ckpt.load()
 
