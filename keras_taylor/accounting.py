@@ -13,8 +13,8 @@ import dataclasses
 
 import numpy as np
 
-from keras_taylor import _compat, handlers
-from keras_taylor.graph import sliced_shapes
+from keras_taylor import _compat, costs, handlers
+from keras_taylor.graph import Keep, sliced_shapes
 from keras_taylor.masking import ChannelMask
 
 
@@ -104,3 +104,89 @@ def layer_multiply_accumulates(channel_graph, alive):
 def total_multiply_accumulates(channel_graph, alive):
     """Multiply-accumulates per sample of the model with the `alive` channel groups kept."""
     return sum(layer_multiply_accumulates(channel_graph, alive).values())
+
+
+# ----------------------------------------------------- costs per channel group
+def _probe(node, handler, n_in, n_out, trainable):
+    """(learnables, multiply-accumulates) of `node` with `n_in` / `n_out` channels kept."""
+    inputs = [np.arange(_channels(s)) for s in node.input_shapes]
+    if inputs:
+        inputs[0] = inputs[0][:n_in]
+    keep = Keep(inputs, [np.arange(n_out)] + [np.arange(_channels(s)) for s in node.output_shapes[1:]])
+    shapes = sliced_shapes(node, keep)
+    weights = node.layer.weights
+    learn = sum(int(np.prod(s)) if s else 1 for v, s in zip(weights, shapes) if v.name in trainable)
+    macs = handler.multiply_accumulates(node, {v.name: s for v, s in zip(weights, shapes)})
+    return learn, int(macs)
+
+
+def _channels(shape):
+    return int(shape[-1] or 0) if shape else 0
+
+
+def _kind(layer, macs):
+    name = type(layer).__name__
+    if "Depthwise" in name:
+        return "depthwise"
+    if not macs:
+        return "other"
+    return "dense" if "Dense" in name else "conv"
+
+
+def layer_cost_tables(channel_graph):
+    """Per layer call, its learnables, MACs and output elements as bilinear cost tables.
+
+    Each cost is `c0 + c_in i + c_out o + c_io i o` of the alive input (`i`)
+    and output (`o`) channels of the call, its coefficients read off the
+    sliced weight shapes at full and at half widths (exact for kernels,
+    biases and normalisation weights). A shared layer's weights count at its
+    first call; its work at every call.
+
+    Returns:
+        `(tables, kinds)`: `tables` maps `"learnables"`, `"macs"` and
+        `"activations"` (output elements per sample) to `costs.LayerCosts`
+        over the same rows; `kinds` is one of `"conv"`, `"depthwise"`,
+        `"dense"`, `"other"` per row.
+    """
+    graph = channel_graph
+    seen = set()
+    names, ins, outs, kinds = [], [], [], []
+    coef = {k: [] for k in ("learnables", "macs", "activations")}
+    for node in graph.flat.nodes:
+        if isinstance(node.layer, ChannelMask) or not node.outputs:
+            continue
+        i_groups = graph.tensor_units[node.inputs[0]] if node.inputs else np.zeros(0, np.int64)
+        o_groups = graph.tensor_units[node.outputs[0]]
+        i, o = len(i_groups), len(o_groups)
+        learn_c = macs_c = (0.0, 0.0, 0.0, 0.0)
+        if getattr(node.layer, "weights", []):
+            trainable = learnable_names(node.layer) if id(node.layer) not in seen else set()
+            seen.add(id(node.layer))
+            learn_c, macs_c = _fit(node, trainable, i, o)
+        positions = float(np.prod([d or 1 for d in node.output_shapes[0][1:-1]])) if node.output_shapes[0] else 1.0
+        names.append(node.name)
+        ins.append(i_groups)
+        outs.append(o_groups)
+        kinds.append(_kind(node.layer, macs_c != (0.0, 0.0, 0.0, 0.0)))
+        coef["learnables"].append(learn_c)
+        coef["macs"].append(macs_c)
+        coef["activations"].append((0.0, 0.0, positions, 0.0))
+    tables = {
+        k: costs.LayerCosts(graph.num_units, names, ins, outs, np.array(v, dtype=np.float64).reshape(-1, 4))
+        for k, v in coef.items()
+    }
+    return tables, np.array(kinds, dtype=object)
+
+
+def _fit(node, trainable, i, o):
+    """Bilinear coefficients of a node's learnables and MACs (constant if probing fails)."""
+    handler = handlers.get_handler(node.layer)
+    ih, oh = (i // 2 if i > 1 else i), (o // 2 if o > 1 else o)
+    try:
+        points = [_probe(node, handler, a, b, trainable) for a, b in ((i, o), (ih, o), (i, oh), (ih, oh))]
+    except Exception:  # a handler that needs consistent indices: count it as fixed
+        full = _probe(node, handler, i, o, trainable)
+        return (float(full[0]), 0.0, 0.0, 0.0), (float(full[1]), 0.0, 0.0, 0.0)
+    return tuple(
+        costs.bilinear_coefficients(*[p[k] for p in points], i, o, ih, oh) for k in (0, 1)
+    )

@@ -5,10 +5,11 @@ import warnings
 
 import keras
 
-from keras_taylor import workflow_checks
+from keras_taylor import goals, workflow_checks
 from keras_taylor import _compat
 from keras_taylor.errors import InvalidArgumentError, PruningStateError, UnsupportedModelError
 from keras_taylor.model import TaylorPrunableModel
+from keras_taylor.profile import latency_profile
 from keras_taylor.recalibration import check_data, check_positive_int, recalibrate_batch_norm
 
 
@@ -54,7 +55,18 @@ class TaylorPruningCallback(keras.callbacks.Callback):
         start_step: no pruning before this global training step.
         stop_step: no pruning from this global step on (None: no limit).
         goal: stop pruning once this fraction of the unpruned model's
-            learnables is gone (None: no goal).
+            `cost` is gone (None: no goal), or, for `cost="macs"` or
+            `"latency"`, `kt.Speedup(2.0)`; for latency also
+            `kt.LatencyBudget(ms=3)`.
+        cost: what the goal counts and how groups are ranked:
+            `"learnables"` (default; lowest score first), `"macs"` or
+            `"latency"` (lowest score per unit of cost saved first). Latency
+            is predicted by `model.latency_profile`, or, when that is None,
+            by a `kt.latency_profile(model)` (LiteRT, one thread, batch 1,
+            cached on disk) made when training begins; a profile object may
+            also be passed as `cost`.
+        round_to: keep every pruned layer's channel count a multiple of this
+            (see `TaylorPrunableModel.update_prunables`).
         recalibration_data: optional training data (a `tf.data.Dataset`,
             an array `x` or a tuple `(x, y)`). After each event that prunes,
             the moving statistics of every `BatchNormalization` layer are
@@ -93,6 +105,8 @@ class TaylorPruningCallback(keras.callbacks.Callback):
         recalibration_data=None,
         recalibration_batches=10,
         verbose=1,
+        cost="learnables",
+        round_to=None,
     ):
         super().__init__()
         if frequency != "epoch" and not (
@@ -108,8 +122,13 @@ class TaylorPruningCallback(keras.callbacks.Callback):
                 "amount must be a positive int or a float in (0, 1), got "
                 f"{amount!r}"
             )
-        if goal is not None and not 0 < goal < 1:
-            raise InvalidArgumentError(f"goal must be in (0, 1), got {goal!r}")
+        self.cost = goals.check_cost(cost)
+        self.round_to = goals.check_round_to(round_to)
+        if goal is not None and not isinstance(goal, (goals.Speedup, goals.LatencyBudget)) and not (
+                isinstance(goal, numbers.Real) and 0 < goal < 1):
+            raise InvalidArgumentError(f"goal must be in (0, 1), kt.Speedup or kt.LatencyBudget, got {goal!r}")
+        if goal is not None:
+            goals.check_goal(goal, self.cost)
         if start_step < 0 or (stop_step is not None and stop_step <= start_step):
             raise InvalidArgumentError(
                 f"need 0 <= start_step < stop_step, got {start_step!r}, {stop_step!r}"
@@ -146,6 +165,8 @@ class TaylorPruningCallback(keras.callbacks.Callback):
             self._per_event = int(self.amount)
         else:
             self._per_event = max(1, int(round(self.amount * self.model.num_prunables)))
+        if self.cost == "latency" and self.model.latency_profile is None:
+            self.model.latency_profile = latency_profile(self.model)
         self._epoch_pruned = 0
         self._epoch_start = self._step
         self._pending = False
@@ -156,6 +177,19 @@ class TaylorPruningCallback(keras.callbacks.Callback):
             "num_learnables": float(self.model.num_learnables),
             "learnables_reduction": float(self.model.learnables_reduction),
         }
+        if self.cost != "learnables":
+            name = "latency" if not isinstance(self.cost, str) else self.cost
+            self._stats[f"{name}_reduction"] = float(self.model.cost_reduction(self.cost))
+
+    def _goal_reached(self):
+        if self.goal is None:
+            return False
+        removed = self.model.cost_reduction(self.cost)
+        if isinstance(self.goal, goals.Speedup):
+            return removed >= 1 - 1 / self.goal.factor - 1e-9
+        if isinstance(self.goal, goals.LatencyBudget):
+            return self.model.cost_table(self.cost).total(self.model.alive) <= self.goal.ms
+        return removed >= self.goal
 
     def _due(self, step):
         if self.done_reason is not None or step < self.start_step:
@@ -163,8 +197,8 @@ class TaylorPruningCallback(keras.callbacks.Callback):
         return self.stop_step is None or step < self.stop_step
 
     def _prune(self, events=1):
-        if self.goal is not None and self._stats["learnables_reduction"] >= self.goal:
-            self.done_reason = "learnables reduction goal reached"
+        if self._goal_reached():
+            self.done_reason = "learnables reduction goal reached" if self.cost == "learnables" else "goal reached"
             return
         if self.model.criterion.uses_gradients and float(self.model.score_count.numpy()) <= 0:
             return  # nothing scored since the last event
@@ -177,7 +211,7 @@ class TaylorPruningCallback(keras.callbacks.Callback):
                 stacklevel=2,
             )
             return
-        pruned = self.model.update_prunables(self._per_event * events)
+        pruned = self.model.update_prunables(self._per_event * events, cost=self.cost, round_to=self.round_to)
         if pruned == 0:
             self.done_reason = "no prunable filters left"
             return

@@ -21,13 +21,14 @@ import tensorflow as tf
 
 import keras
 from keras import ops
-from keras_taylor import _compat, checkpoint, importance, report
+from keras_taylor import _compat, checkpoint, goals, importance, report
 from keras_taylor import data as data_utils
 from keras_taylor import workflow_checks
 from keras_taylor.compile_settings import compile_settings, compile_with
 from keras_taylor.errors import InvalidArgumentError, PruningStateError
 from keras_taylor.graph.flat import check_readable
 from keras_taylor.model import TaylorPrunableModel
+from keras_taylor.profile import latency_profile
 from keras_taylor.recalibration import RecalibrateBeforeValidation, recalibrate_batch_norm
 from keras_taylor.rebuild import SCORE, TEST, RebuildPlanner, check_threshold
 from keras_taylor.surgery import strip_pruning
@@ -38,6 +39,7 @@ OUTPUTS = ("best-validation", "last-iteration")
 _LOWER_IS_BETTER = ("loss", "error", "mse", "mae", "mape", "msle", "hinge", "crossentropy")
 
 GOAL_REACHED = "Learnables reduction goal reached."
+COST_GOAL_REACHED = "Goal reached."
 THRESHOLD_REACHED = "Validation metric threshold reached."
 NOTHING_PRUNABLE = "No more prunable filters."
 NON_FINITE = "Non-finite loss, weights or scores during fine-tuning."
@@ -193,7 +195,7 @@ class _FineTuneMonitor(keras.callbacks.Callback):
 
 
 def _check_args(goal, increment, fine_tune_epochs, score_batches, output, validation_data, validation_threshold, max_iterations, rebuild_threshold, recalibration_batches):
-    if not (isinstance(goal, (int, float)) and 0 < goal < 1):
+    if not isinstance(goal, (goals.Speedup, goals.LatencyBudget)) and not (isinstance(goal, (int, float)) and 0 < goal < 1):
         raise InvalidArgumentError(f"goal must be a fraction in (0, 1), got {goal!r}")
     if not (isinstance(increment, (int, float)) and 0 < increment <= 1):
         raise InvalidArgumentError(f"increment must be a fraction in (0, 1], got {increment!r}")
@@ -240,6 +242,9 @@ def compress(
     class_weight=None,
     mode="auto",
     prune_frozen=True,
+    cost="learnables",
+    runtime="litert",
+    round_to=None,
 ):
     """Compresses `model` by iterative Taylor pruning and fine-tuning.
 
@@ -270,10 +275,13 @@ def compress(
             state start fresh). Not modified.
         ds: a `tf.data.Dataset` of `(x, y)` batches, or a tuple of NumPy
             arrays `(x, y)` (batched with `batch_size`, shuffled per epoch).
-        goal: fraction of learnables to remove, in (0, 1).
-        increment: fraction of the original learnables removed per iteration
-            (a share of learnable parameters, like `goal`; the callback's
-            `amount` counts channel groups instead).
+        goal: fraction of the original `cost` to remove, in (0, 1); with
+            `cost="macs"` or `"latency"` also `kt.Speedup(2.0)` ("2x
+            faster"), with `cost="latency"` also `kt.LatencyBudget(ms=3)`
+            ("at most 3 ms").
+        increment: fraction of the original `cost` removed per iteration
+            (a share of the learnables with the default cost, like
+            `goal`; the callback's `amount` counts channel groups instead).
         fine_tune_epochs: epochs of fine-tuning after each pruning step.
         score_batches: batches of `ds` used to gather fresh Taylor scores
             before each pruning step. None: the scores gathered during the
@@ -350,6 +358,14 @@ def compress(
             too (they are counted in the learnables); False leaves every
             channel group touching a frozen layer alone, so a frozen backbone
             keeps its exact weights (`TaylorPrunableModel(prune_frozen=...)`).
+        cost: what `goal` counts: `"learnables"` (default, MATLAB's;
+            groups go lowest score first), `"macs"` or `"latency"` (groups
+            go lowest score per unit of cost saved first), or a
+            `kt.latency_profile(...)` (any runtime, threads, batch size).
+        runtime: for `cost="latency"`: `"litert"` (one interpreter thread,
+            batch 1) or `"keras"`; the profile is measured once and cached.
+        round_to: keep every pruned layer's channel count a multiple of
+            this (see `TaylorPrunableModel.update_prunables`).
         recalibration_batches: after each pruning step, batches of `ds` over
             which the moving statistics of the `BatchNormalization` layers
             are re-estimated (`recalibrate_batch_norm`), so validation and
@@ -383,6 +399,9 @@ def compress(
     # A subclassed or unbuilt model must fail here, with the reason, before
     # the data checks read its (missing) inputs.
     check_readable(model, "model")
+    cost, round_to = goals.check_cost(cost), goals.check_round_to(round_to)
+    goals.check_goal(goal, cost)
+    profile = latency_profile(model, runtime=runtime) if cost == "latency" else None
     criterion = importance.get(criterion)
     workflow_checks.check_train_step(model)
     workflow_checks.check_mode(mode)
@@ -418,6 +437,10 @@ def compress(
             validation_data=checkpoint.data_fingerprint(validation_data),
             **checkpoint.model_fingerprint(model),
         )
+        if cost != "learnables" or round_to is not None or not isinstance(goal, (int, float)):
+            # only then: checkpoints of learnables goals from before these arguments still resume
+            fingerprint.update(cost=cost if isinstance(cost, str) else f"profile:{cost.key}", round_to=round_to,
+                               goal=repr(goal))
         ckpt = checkpoint.CompressCheckpoint(checkpoint_dir, fingerprint)
         state = ckpt.load()
 
@@ -433,6 +456,7 @@ def compress(
             m, criterion=criterion, normalize=normalize, prune_dense=prune_dense,
             seed=_iteration_seed(seed, iteration), prune_frozen=prune_frozen,
         )
+        pm.latency_profile = profile
         compile_with(pm, settings, f"model '{model.name}'")
         # Fresh scores are taken before every step, so fine-tuning need not
         # gather any.
@@ -452,9 +476,11 @@ def compress(
         _reseed(seed, 0)
         pm, fresh_optimizer = wrap(model, 0)
         minimize = workflow_checks.resolve_metric(pm, val if val is not None else train, metric, mode, val is not None)
-        _say_unreachable_goal(pm, goal, say)
+        if cost == "learnables":
+            _say_unreachable_goal(pm, goal, say)
         state = dict(
             iteration=0, original=int(pm.original_learnables), need_fresh_scores=True,
+            original_cost=float(_measure(pm, cost)),
             best_iteration=0, stop_reason=None, val_rows=[], train_rows=[],
             pruning_rows=[dict(iteration=0, num_learnables=int(pm.original_learnables), learnables_reduction=0.0)],
             rebuilt_iterations=[],
@@ -478,6 +504,8 @@ def compress(
             pm.score_count.assign(scores["score_count"])
         say(f"Resuming from {checkpoint_dir} after iteration {state['iteration']}.")
     original = state["original"]
+    original_cost = state.get("original_cost", original)
+    goal = _goal_fraction(goal, original_cost)
     pruning_rows, val_rows, train_rows = state["pruning_rows"], state["val_rows"], state["train_rows"]
 
     while state["stop_reason"] is None:
@@ -485,9 +513,9 @@ def compress(
         if max_iterations is not None and iteration >= max_iterations:
             state["stop_reason"] = MAX_ITERATIONS
             break
-        reduction = 1 - pm.num_learnables / original
+        reduction = 1 - _measure(pm, cost) / original_cost
         if reduction >= goal - 1e-9:
-            state["stop_reason"] = GOAL_REACHED
+            state["stop_reason"] = GOAL_REACHED if cost == "learnables" else COST_GOAL_REACHED
             break
         iteration += 1
         # Every random choice of an iteration follows from (seed, iteration),
@@ -495,7 +523,8 @@ def compress(
         _reseed(seed, iteration)
         _reseed_layers(pm, seed, iteration)
         train = data_utils.as_dataset(ds, batch_size, shuffle=True, name="ds", seed=_iteration_seed(seed, iteration))
-        step = min(1.0, min(increment, goal - reduction) * original / pm.original_learnables)
+        step = min(1.0, min(increment, goal - reduction) * original_cost / _measure(pm, cost, unpruned=True))
+        prune_args = _prune_args(cost, step, round_to)
         if criterion.uses_gradients and (score_batches is not None or state["need_fresh_scores"] or float(pm.score_count.numpy()) <= 0):
             pm.reset_scores()
             # Without score_batches, later iterations score during fine-tuning,
@@ -511,7 +540,7 @@ def compress(
 
             if score_batches is None:
                 # One pass at most: steps_per_epoch batches of a dataset that never ends.
-                score_until_settled(pm, _batches(train, steps_per_epoch), step, score)
+                score_until_settled(pm, _batches(train, steps_per_epoch), step, score, prune_args)
             else:
                 for batch in _batches(train, score_batches):
                     score(*batch)
@@ -519,7 +548,7 @@ def compress(
             say("The Taylor scores are non-finite (NaN or Inf gradients): not pruning by them.")
             state["stop_reason"] = NON_FINITE
             break
-        pruned = pm.update_prunables(None, learnables_reduction=step)
+        pruned = pm.update_prunables(None, **prune_args)
         if pruned == 0:
             state["stop_reason"] = NOTHING_PRUNABLE
             break
@@ -618,7 +647,7 @@ def compress(
     return best_model, info
 
 
-def score_until_settled(pm, batches, learnables_reduction, score):
+def score_until_settled(pm, batches, learnables_reduction, score, prune_args=None):
     """Scores batches until more of them would not change the next step.
 
     After `SETTLE_FIRST_CHECK` batches and then each time their number
@@ -635,6 +664,8 @@ def score_until_settled(pm, batches, learnables_reduction, score):
         batches: iterable of `(x, y, ...)` tuples.
         learnables_reduction: the step, as for `pm.update_prunables`.
         score: called with each batch's tuple; accumulates its scores.
+        prune_args: the step's arguments of `pm.planned_prunables` when
+            they are other than `learnables_reduction` (another cost).
 
     Returns:
         The number of batches scored.
@@ -645,11 +676,33 @@ def score_until_settled(pm, batches, learnables_reduction, score):
         count += 1
         if count < check:
             continue
-        chosen = set(pm.planned_prunables(None, learnables_reduction).tolist())
+        plan = prune_args or dict(learnables_reduction=learnables_reduction)
+        chosen = set(pm.planned_prunables(None, **plan).tolist())
         if previous is not None and _jaccard(chosen, previous) >= SETTLE_AGREEMENT:
             break
         previous, check = chosen, 2 * check
     return count
+
+
+def _measure(pm, cost, unpruned=False):
+    """`pm`'s cost (learnables, MACs or predicted ms), as pruned or unpruned."""
+    if cost == "learnables":
+        return pm.original_learnables if unpruned else pm.num_learnables
+    alive = np.ones(pm.channel_graph.num_units, bool) if unpruned else pm.alive
+    return pm.cost_table(cost).total(alive)
+
+
+def _goal_fraction(goal, original_cost):
+    """`goal` as the fraction of the original cost to remove."""
+    if isinstance(goal, (goals.Speedup, goals.LatencyBudget)):
+        return min(1.0, max(0.0, 1 - goal.target(original_cost, original_cost) / original_cost))
+    return goal
+
+
+def _prune_args(cost, step, round_to):
+    if cost == "learnables":
+        return dict(learnables_reduction=step, round_to=round_to)
+    return dict(cost=cost, goal=step, round_to=round_to)
 
 
 def _jaccard(a, b):

@@ -5,7 +5,7 @@ import pandas as pd
 
 import keras
 
-from keras_taylor import accounting, importance, pruner, scoring, workflow_checks
+from keras_taylor import accounting, goals, importance, pruner, scoring, workflow_checks
 from keras_taylor.errors import InvalidArgumentError
 from keras_taylor.gather import ScoreGathering
 from keras_taylor.graph import Options
@@ -133,6 +133,7 @@ class TaylorPrunableModel(ScoreGathering, keras.Model):
         self._score_fn = None
         self._finite_checks_left = workflow_checks.FIRST_BATCHES
         self._gather_scores = True
+        self.latency_profile = None  # set to kt.latency_profile(...) for cost="latency"
         self.built = True
 
     # ---------------------------------------------------------------- Keras
@@ -206,37 +207,70 @@ class TaylorPrunableModel(ScoreGathering, keras.Model):
         """Number of channel groups that can still be pruned."""
         return self.channel_graph.layout.num_removable(self.alive)
 
-    def update_prunables(self, max_to_prune=8, learnables_reduction=None):
+    def update_prunables(self, max_to_prune=8, learnables_reduction=None, *, cost="learnables",
+                         goal=None, round_to=None):
         """Masks the lowest-scored channel groups; returns how many.
 
         Never removes a layer's last channel. Resets the accumulated scores.
 
         Args:
             max_to_prune: largest number of groups to remove (positive int),
-                or None when `learnables_reduction` is given.
+                or None when a goal is given.
             learnables_reduction: optional fraction in (0, 1]: remove groups,
                 lowest score first, until the learnables have fallen by this
                 fraction of the unpruned model's (MATLAB's
                 LearnablesReductionIncrement), capped by `max_to_prune`.
+            cost: what `goal` counts: `"learnables"` (default: groups go
+                lowest score first, as MATLAB), `"macs"` or `"latency"`
+                (groups go lowest score per unit of cost saved first, a
+                greedy knapsack as in HALP; `"latency"` needs
+                `pm.latency_profile`), or a latency profile itself.
+            goal: a fraction in (0, 1] of the unpruned model's `cost` to
+                remove now, `kt.Speedup(2.0)` (prune until the cost is half
+                the unpruned model's) or `kt.LatencyBudget(ms=3)`; reached
+                within one channel group (one rounding step with `round_to`).
+            round_to: keep every pruned layer's channel count a multiple of
+                this (at least this), rounding toward pruning more; layers
+                created with fewer channels are exempt. May remove a few more
+                groups than `max_to_prune`.
+
+        Example:
+
+        >>> import keras, numpy as np, keras_taylor as kt
+        >>> inputs = keras.Input((8, 8, 3))
+        >>> x = keras.layers.Conv2D(16, 3, activation="relu")(inputs)
+        >>> outputs = keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(x))
+        >>> pm = kt.TaylorPrunableModel(keras.Model(inputs, outputs))
+        >>> pm.update_score(np.ones((4, 8, 8, 3)), np.zeros((4, 2)), loss="mse")
+        >>> pm.update_prunables(None, cost="macs", goal=kt.Speedup(2.0), round_to=4)
+        8
         """
-        chosen = self.planned_prunables(max_to_prune, learnables_reduction)
+        chosen = self.planned_prunables(
+            max_to_prune, learnables_reduction, cost=cost, goal=goal, round_to=round_to
+        )
         alive = self.alive
         alive[chosen] = False
         self.set_unit_alive(alive)
         self.reset_scores()
         return len(chosen)
 
-    def planned_prunables(self, max_to_prune=8, learnables_reduction=None):
+    def planned_prunables(self, max_to_prune=8, learnables_reduction=None, *, cost="learnables",
+                          goal=None, round_to=None):
         """The channel groups `update_prunables` would mask now, changing nothing.
 
-        Takes the same arguments; returns their indices (int array, lowest
-        score first), e.g. to see whether more scoring batches would change
+        Takes the same arguments; returns their indices (int array, in the
+        order they go), e.g. to see whether more scoring batches would change
         the choice.
         """
-        if max_to_prune is None and learnables_reduction is None:
-            raise InvalidArgumentError(
-                "give max_to_prune, learnables_reduction or both"
-            )
+        if learnables_reduction is not None:
+            if goal is not None:
+                raise InvalidArgumentError("give learnables_reduction or goal, not both")
+            if not (0 < learnables_reduction <= 1):
+                raise InvalidArgumentError(
+                    f"learnables_reduction must be in (0, 1], got {learnables_reduction!r}")
+            cost, goal = "learnables", learnables_reduction
+        if max_to_prune is None and goal is None:
+            raise InvalidArgumentError("give max_to_prune, learnables_reduction, goal or both")
         if max_to_prune is not None and (
             isinstance(max_to_prune, bool)
             or not isinstance(max_to_prune, (int, np.integer))
@@ -245,23 +279,45 @@ class TaylorPrunableModel(ScoreGathering, keras.Model):
             raise InvalidArgumentError(
                 f"max_to_prune must be a positive integer, got {max_to_prune!r}"
             )
-        if learnables_reduction is not None and not (0 < learnables_reduction <= 1):
-            raise InvalidArgumentError(
-                "learnables_reduction must be in (0, 1], got "
-                f"{learnables_reduction!r}"
-            )
-        goal = {}
-        if learnables_reduction is not None:
-            goal = dict(
-                cost=pruner.CostFunction(
-                    lambda alive: accounting.total_learnables(self.channel_graph, alive)
-                ),
-                reduce_by=learnables_reduction * self.original_learnables,
-            )
+        cost = goals.check_cost(cost)
+        round_to = goals.check_round_to(round_to)
+        if goal is not None:
+            goal = goals.check_goal(goal, cost)
+        alive = self.alive
+        savings = None
+        if cost == "learnables":
+            plan_goal = goals.plan_goal(None, goals.learnables_measure(self.channel_graph), alive, goal)
+        else:
+            table = self.cost_table(cost)
+            plan_goal = goals.plan_goal(table, None, alive, goal)
+            savings = table.savings
         return pruner.plan(
-            self._raw_scores(require=True), self.alive, self.channel_graph.layout,
-            limit=max_to_prune, **goal,
+            self._raw_scores(require=True), alive, self.channel_graph.layout,
+            limit=max_to_prune, savings=savings, round_to=round_to, **plan_goal,
         )
+
+    def cost_table(self, cost="macs"):
+        """The `costs.LayerCosts` of `cost` over this model's channel groups.
+
+        `cost`: `"learnables"`, `"macs"`, `"latency"` (from
+        `self.latency_profile`) or a latency profile. `table.total(pm.alive)`
+        is the model's cost as pruned so far; `table.savings(pm.alive)` what
+        removing each channel group would save now.
+        """
+        if getattr(self, "_cost_tables", None) is None:
+            self._cost_tables = accounting.layer_cost_tables(self.channel_graph)[0]
+        return goals.cost_table(
+            goals.check_cost(cost), self.channel_graph, self._cost_tables,
+            getattr(self, "latency_profile", None),
+        )
+
+    def cost_reduction(self, cost="learnables"):
+        """Fraction of the unpruned model's `cost` removed so far."""
+        if goals.check_cost(cost) == "learnables":
+            return self.learnables_reduction
+        table = self.cost_table(cost)
+        full = np.ones(self.channel_graph.num_units, dtype=bool)
+        return 1.0 - table.total(self.alive) / table.total(full)
 
     @property
     def original_learnables(self):

@@ -9,9 +9,15 @@ The rules it keeps:
 
 * never a layer's last channel: a group goes only if every layer holding
   channels of it keeps at least one channel;
-* lowest score first (ties in group order);
+* lowest score first (ties in group order), or, given `savings`, lowest
+  score per unit of cost saved first (HALP's importance per unit latency,
+  Shen et al. 2022, as a greedy knapsack), the savings recomputed from the
+  alive set as widths shrink;
 * at most `limit` groups, and no more than needed to reduce a cost by
-  `reduce_by` (the goal).
+  `reduce_by` (the goal);
+* with `round_to=N`, every layer that loses channels keeps a multiple of N
+  (at least N), rounding toward pruning slightly more, as Torch-Pruning's
+  `round_to`; layers created with fewer than N channels are exempt.
 
 A cost is anything with `total(alive) -> float` that does not grow when a
 group is removed: `CostVector` (a fixed cost per group, e.g. learnables,
@@ -56,6 +62,9 @@ class ChannelLayout:
             for g, c in zip(values, counts):
                 self.members[int(g)].append((layer, int(c)))
         self._layer_groups = [np.asarray(g, dtype=np.int64) for g in layer_groups]
+        self.full_counts = np.array([len(g) for g in self._layer_groups], dtype=np.int64)
+        # layers[g]: the layers holding channels of g
+        self.layers_of = [[layer for layer, _ in m] for m in self.members]
 
     def channels_left(self, alive):
         """Channels each layer keeps when groups with `alive` False are gone."""
@@ -86,6 +95,10 @@ class ChannelLayout:
             alive[g] = False
             removed.append(int(g))
         return alive, removed
+
+    def layer_groups(self, layer):
+        """The channel group of each channel layer number `layer` creates."""
+        return self._layer_groups[layer]
 
     def candidates(self, alive):
         """Groups still alive that a criterion may remove."""
@@ -153,17 +166,23 @@ def fewest_for_reduction(alive, removable, cost, reduce_by):
     return lo
 
 
-def plan(scores, alive, layout, limit=None, cost=None, reduce_by=None):
-    """The channel groups to remove now, lowest score first.
+def plan(scores, alive, layout, limit=None, cost=None, reduce_by=None, savings=None, round_to=None):
+    """The channel groups to remove now, lowest score (or score per cost) first.
 
     Args:
         scores: float array, one per channel group (only alive, removable
             groups are read).
         alive: bool array, one per channel group.
         layout: the `ChannelLayout` of the model.
-        limit: the most groups to remove, or None for no limit.
-        cost: what `reduce_by` is measured in (`CostVector`, `CostFunction`).
+        limit: the most groups to remove, or None for no limit (`round_to`
+            may remove a few more, to round each layer).
+        cost: what `reduce_by` is measured in (`CostVector`, `CostFunction`,
+            `costs.LayerCosts`).
         reduce_by: stop once `cost` has fallen by this much (None: no goal).
+        savings: None (rank by score alone) or `savings(alive)`, what
+            removing each group would save now: rank by score / saving.
+        round_to: None, or an int N >= 1: keep each pruned layer's channel
+            count a multiple of N.
 
     Returns:
         int array of the groups to remove, in the order they go.
@@ -178,18 +197,113 @@ def plan(scores, alive, layout, limit=None, cost=None, reduce_by=None):
     >>> plan(np.array([0.4, 0.1, 0.3, 0.2]), np.ones(4, bool), layout,
     ...      cost=cost, reduce_by=2.0).tolist()
     [1, 3]
+    >>> plan(np.array([0.4, 0.1, 0.3, 0.2]), np.ones(4, bool), layout,  # 0.4 / 5 is cheapest
+    ...      cost=cost, reduce_by=2.0, savings=lambda alive: cost.per_group * alive).tolist()
+    [0]
     """
     if (cost is None) != (reduce_by is None):
         raise ValueError("give cost and reduce_by together, or neither")
     scores = np.asarray(scores, dtype=np.float64)
     alive = np.asarray(alive, dtype=bool)
-    candidates = layout.candidates(alive)
-    order = candidates[np.argsort(scores[candidates], kind="stable")]
-    _, removable = layout.remove_in_order(order, alive)
+    if savings is None:
+        candidates = layout.candidates(alive)
+        order = candidates[np.argsort(scores[candidates], kind="stable")]
+        _, removable = layout.remove_in_order(order, alive)
+    else:
+        removable = ranked_by_saving(scores, alive, layout, savings)
     count = len(removable) if limit is None else min(int(limit), len(removable))
     if reduce_by is not None:
         count = min(count, fewest_for_reduction(alive, removable, cost, reduce_by))
-    return np.asarray(removable[:count], dtype=np.int64)
+    if not round_to or round_to == 1:
+        return np.asarray(removable[:count], dtype=np.int64)
+    rounded = round_channels(layout, alive, removable, count, round_to)
+    if reduce_by is not None and count < len(removable):
+        target = cost.total(alive) - reduce_by
+        while count < len(removable) and cost.total(without(alive, rounded)) > target:
+            count += 1  # rounding gave back channels: take one more and round again
+            rounded = round_channels(layout, alive, removable, count, round_to)
+    return np.asarray(rounded, dtype=np.int64)
+
+
+def without(alive, removed):
+    out = np.array(alive, dtype=bool)
+    out[np.asarray(removed, dtype=np.int64)] = False
+    return out
+
+
+def ratio_order(scores, saved):
+    """Indices ordering `scores / saved` ascending; nothing saved goes last."""
+    scores = np.asarray(scores, dtype=np.float64)
+    saved = np.asarray(saved, dtype=np.float64)
+    ratio = np.full(len(scores), np.inf)
+    pays = saved > 1e-12 * max(1.0, float(np.abs(saved).max(initial=0.0)))
+    ratio[pays] = scores[pays] / saved[pays]
+    return np.argsort(ratio, kind="stable")
+
+
+def ranked_by_saving(scores, alive, layout, savings, rounds=8):
+    """Every removable group, cheapest importance per unit of saving first.
+
+    A greedy knapsack: the savings are recomputed from the alive set after
+    each slice of about 1/`rounds` of the remaining groups goes, so a layer
+    that has shrunk (and saves less per channel now) is re-ranked.
+    """
+    trial = np.array(alive, dtype=bool)
+    order = []
+    while True:
+        candidates = layout.candidates(trial)
+        if not len(candidates):
+            break
+        ranked = candidates[ratio_order(scores[candidates], savings(trial)[candidates])]
+        chunk = max(1, len(ranked) // rounds)
+        trial, removed = layout.remove_in_order(ranked, trial, limit=chunk)
+        if not removed:
+            break
+        order.extend(removed)
+    return order
+
+
+def round_channels(layout, alive, order, count, round_to, max_steps=100000):
+    """The first `count` groups of `order`, adjusted so every pruned layer keeps a multiple of `round_to`.
+
+    A layer left with `q * N + r` channels (`r > 0`) loses its next groups in
+    `order` (or, past it, any alive removable group of it) down to `q * N`;
+    one left with fewer than N gets its last-removed groups of this step
+    back up to N. Layers created with fewer than N channels are exempt, and
+    a layer that cannot be rounded (blocked channels) is left as it is.
+
+    Returns:
+        the list of groups to remove.
+    """
+    n = int(round_to)
+    removed = list(order[:count])
+    rank = {int(g): k for k, g in enumerate(order)}
+    trial = without(alive, removed)
+    stuck, restored = set(), set()
+    for _ in range(max_steps):
+        left = layout.channels_left(trial)
+        pruned = (left % n != 0) & (left < layout.full_counts) & (layout.full_counts >= n)
+        bad = [int(layer) for layer in np.flatnonzero(pruned) if int(layer) not in stuck]
+        if not bad:
+            break
+        layer = bad[0]
+        mine = set(np.unique(layout.layer_groups(layer)).tolist())
+        if left[layer] >= n:  # prune down to the multiple below
+            options = [g for g in layout.candidates(trial) if g in mine and g not in restored]
+            options.sort(key=lambda g: rank.get(int(g), len(order) + int(g)))
+            trial, gone = layout.remove_in_order(options, trial, limit=1)
+            if gone:
+                removed.extend(gone)
+                continue
+        else:  # fewer than N left: give back this step's latest removals
+            back = [g for g in reversed(removed) if g in mine]
+            if back:
+                removed.remove(back[0])
+                restored.add(back[0])
+                trial[back[0]] = True
+                continue
+        stuck.add(layer)
+    return removed
 
 
 def normalize_per_layer(scores, primary_layer, groups):

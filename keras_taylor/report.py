@@ -21,12 +21,16 @@ def _graph_and_alive(model_or_pm, prune_dense=False):
     return graph, np.ones(graph.num_units, dtype=bool)
 
 
-def analyze(model_or_pm, prune_dense=False):
+def analyze(model_or_pm, prune_dense=False, latency_profile=None):
     """Per-layer table of sizes, pruning state and blockers.
 
     Args:
         model_or_pm: a `keras.Model` or a `TaylorPrunableModel`.
         prune_dense: for a plain model, count Dense units as prunable.
+        latency_profile: optional `kt.latency_profile(...)` of this
+            architecture: adds `predicted_latency_ms`, the time of each
+            layer (over its calls, after pruning) that pruning can change;
+            the profile's `fixed_ms` is the rest of the model's time.
 
     Returns:
         A pandas DataFrame, one row a layer, with `name`, `type`,
@@ -58,6 +62,7 @@ def analyze(model_or_pm, prune_dense=False):
     full = np.ones(graph.num_units, dtype=bool)
     before = {c.name: c for c in accounting.count_layers(graph, full)}
     macs = accounting.layer_multiply_accumulates(graph, alive)
+    ms = latency_profile.layer_latency(graph, alive) if latency_profile is not None else None
     hidden = hidden_sources(graph.flat)
     rows = []
     for node, count in zip(
@@ -92,7 +97,10 @@ def analyze(model_or_pm, prune_dense=False):
             "blocked_by": blocked_by,
             "reason": reason,
         })
-    return pd.DataFrame(rows, columns=COLUMNS)
+    frame = pd.DataFrame(rows, columns=COLUMNS)
+    if ms is not None:
+        frame["predicted_latency_ms"] = [ms.get(name, 0.0) for name in frame.name]
+    return frame
 
 
 PRUNE_DENSE_OFF = "Dense units are pruned only with prune_dense=True"

@@ -1,0 +1,332 @@
+"""`latency_profile`: where a model's time goes on a runtime, and what pruning a channel group saves.
+
+The model: a call's latency is a fixed part no pruning removes (operator
+dispatch, the input and output, layers that keep their width) plus, per
+layer call, a time per multiply-accumulate of its kind (convolution,
+depthwise convolution, Dense) and a time per output element (memory
+traffic: activations, additions, pooling):
+
+    ms = fixed + sum over layers of (t_kind * MACs_layer + t_act * elements_layer)
+
+Each layer's MACs and elements are bilinear in its alive input and output
+channels (`costs.LayerCosts`), so a channel group's latency saving includes
+the knock-on in the layers that consume it and follows the widths as they
+shrink.
+
+Why whole-model timings with a fitted model, not per-layer tables: the
+runtime does not run layers on their own. The converter fuses batch norm
+and activations into convolutions, XNNPACK packs and schedules the whole
+graph, and the fixed per-operator cost only shows in the whole model. A
+few whole-model variants with random per-layer widths (each one conversion
+and one timing, whatever the depth) are timed round robin, so machine load
+falls on all alike, and the handful of per-kind times are fitted by
+non-negative least squares. Per-layer tables would need a conversion and a
+timing per layer and width (hundreds for MobileNetV2) and still miss the
+fusion and the fixed cost.
+
+Profiles are cached on disk per (architecture, runtime, threads, batch,
+machine) in `$KERAS_TAYLOR_CACHE` or `~/.cache/keras_taylor`, so a second
+run costs nothing.
+"""
+
+import hashlib
+import json
+import os
+import pathlib
+import platform
+
+import numpy as np
+import pandas as pd
+
+from keras_taylor import accounting, costs, latency, pruner
+from keras_taylor.errors import InvalidArgumentError
+from keras_taylor.masking import ChannelMask
+from keras_taylor.model import TaylorPrunableModel
+from keras_taylor.surgery import strip_pruning
+
+KINDS = ("conv", "depthwise", "dense")
+FEATURES = ("fixed",) + KINDS + ("activations",)
+ROUND_TO = 8  # variants keep multiples of 8 channels: XNNPACK's fast paths, as round_to=8 pruning does
+CACHE_VERSION = 2
+
+
+class LatencyProfile:
+    """A fitted latency model of one architecture on one runtime and machine.
+
+    Attributes:
+        coefficients: dict: `fixed` (ms per call), `conv`, `depthwise`,
+            `dense` (ms per multiply-accumulate) and `activations` (ms per
+            output element).
+        samples: DataFrame of the timed variants: `multiply_accumulates`,
+            `measured_ms`, `predicted_ms`.
+        key: the cache key; `runtime`, `threads`, `batch_size`.
+        from_cache: whether it was read from the cache.
+        layers: DataFrame, one row per layer call of the unpruned model:
+            `name`, `kind`, `multiply_accumulates`, `activation_elements`,
+            `latency_ms` (the time pruning can change) and `share` of the
+            whole; `fixed_ms` is the rest.
+
+    Example:
+
+    >>> import keras, numpy as np, keras_taylor as kt
+    >>> inputs = keras.Input((8, 8, 3))
+    >>> outputs = keras.layers.Conv2D(2, 1)(keras.layers.Conv2D(4, 3)(inputs))
+    >>> fake = lambda models, *args: [1e-3 + 1e-9 * m.count_params() for m in models]
+    >>> profile = kt.latency_profile(keras.Model(inputs, outputs), timer=fake, cache_dir=False)
+    >>> round(profile.fixed_ms, 3)  # the 1 ms no pruning removes
+    1.0
+    """
+
+    def __init__(self, coefficients, samples, key, runtime, threads, batch_size, graph, from_cache=False):
+        self.coefficients = {k: float(coefficients.get(k, 0.0)) for k in FEATURES}
+        self.samples = samples
+        self.key, self.runtime, self.threads, self.batch_size = key, runtime, threads, batch_size
+        self.channel_graph = graph
+        self.from_cache = from_cache
+
+    @property
+    def fixed_ms(self):
+        return self.coefficients["fixed"]
+
+    def cost_table(self, channel_graph):
+        """The `costs.LayerCosts` (milliseconds) of this model on `channel_graph`'s groups."""
+        tables, kinds = accounting.layer_cost_tables(channel_graph)
+        per_mac = np.array([self.coefficients.get(k, 0.0) for k in kinds])
+        macs = tables["macs"].combined(per_mac)
+        act = tables["activations"].combined(self.coefficients["activations"])
+        return macs.plus(act, base=self.fixed_ms)
+
+    def predict_ms(self, alive=None, channel_graph=None):
+        """Predicted milliseconds per call with the `alive` channel groups (default: all)."""
+        graph = channel_graph or self.channel_graph
+        alive = np.ones(graph.num_units, bool) if alive is None else alive
+        return self.cost_table(graph).total(alive)
+
+    def layer_latency(self, channel_graph, alive):
+        """Predicted ms of each layer (summed over its calls), fixed part left out."""
+        table = self.cost_table(channel_graph)
+        out = {}
+        for name, ms in zip(table.names, table.per_row(alive)):
+            out[name] = out.get(name, 0.0) + float(ms)
+        return out
+
+    @property
+    def layers(self):
+        graph = self.channel_graph
+        alive = np.ones(graph.num_units, bool)
+        tables, kinds = accounting.layer_cost_tables(graph)
+        ms = self.cost_table(graph).per_row(alive)
+        frame = pd.DataFrame({
+            "name": tables["macs"].names, "kind": kinds,
+            "multiply_accumulates": tables["macs"].per_row(alive).astype(np.int64),
+            "activation_elements": tables["activations"].per_row(alive).astype(np.int64),
+            "latency_ms": ms,
+        })
+        frame["share"] = frame.latency_ms / (ms.sum() + self.fixed_ms)
+        return frame
+
+    def __repr__(self):
+        return (f"<LatencyProfile {self.runtime} threads={self.threads} batch={self.batch_size}: "
+                f"{self.predict_ms():.3f} ms predicted, {self.fixed_ms:.3f} ms fixed>")
+
+
+# ------------------------------------------------------------------ keys
+def machine():
+    """This machine as the cache sees it: platform, CPU model and core count."""
+    cpu = platform.processor() or ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    return f"{platform.platform()} | {platform.machine()} | {cpu} | {os.cpu_count()} cores"
+
+
+def fingerprint(channel_graph):
+    """A hash of the architecture: layer classes, configs (names left out), shapes and wiring."""
+    producer, parts = {}, []
+    for tid in channel_graph.flat.inputs:
+        producer[tid] = f"in{len(producer)}"
+    for node in channel_graph.flat.nodes:
+        if isinstance(node.layer, ChannelMask):
+            producer[node.outputs[0]] = producer[node.inputs[0]]
+            continue
+        config = {k: v for k, v in (node.config or {}).items() if k != "name"}
+        parts.append([type(node.layer).__name__, config, [producer.get(t) for t in node.inputs],
+                      [list(s) if s else s for s in node.input_shapes],
+                      [list(s) if s else s for s in node.output_shapes]])
+        for k, tid in enumerate(node.outputs):
+            producer[tid] = f"{len(parts)}:{k}"
+    text = json.dumps(parts, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def cache_key(channel_graph, runtime, threads, batch_size):
+    import tensorflow as tf
+
+    what = [CACHE_VERSION, fingerprint(channel_graph), runtime, threads, batch_size, machine(), tf.__version__]
+    return hashlib.sha256(json.dumps(what).encode()).hexdigest()[:24]
+
+
+def cache_path(cache_dir, key):
+    if cache_dir is None:
+        cache_dir = os.environ.get("KERAS_TAYLOR_CACHE") or pathlib.Path.home() / ".cache" / "keras_taylor"
+    return pathlib.Path(cache_dir) / "latency" / f"{key}.json"
+
+
+# -------------------------------------------------------------- measuring
+def time_models(models, runtime, threads, batch_size, runs=7):
+    """Median seconds per call of each model, timed round robin on `runtime`."""
+    shape = latency.single_input_shape(models[0])
+    x = np.random.default_rng(0).random((batch_size, *shape), dtype=np.float32)
+    threads = threads if runtime == "litert" else latency.keras_threads(threads)
+    runners = {k: latency.runner_for(m, runtime, x, threads) for k, m in enumerate(models)}
+    times, _ = latency.time_interleaved(runners, runs)
+    return [float(np.median(times[k])) for k in range(len(models))]
+
+
+def variants(layout, count, seed, round_to=ROUND_TO):
+    """`count` alive sets: the full model, then widths 25-100% kept, alternately
+    the same in every layer (which pins the fixed part) and random per layer
+    (which tells the layer kinds apart), each layer a multiple of `round_to`."""
+    rng = np.random.default_rng(seed)
+    full = np.ones(layout.num_groups, bool)
+    primary = np.array([m[0][0] if m else -1 for m in layout.members])
+    out = [full]
+    for k in range(count - 1):
+        keep = rng.uniform(0.25, 1.0, layout.num_layers)
+        if k % 2 == 0:
+            keep[:] = 0.25 + 0.75 * (k // 2 + 0.5) / (count // 2)
+        drop = layout.candidates(full)
+        drop = drop[rng.random(len(drop)) >= keep[primary[drop]]]
+        _, removed = layout.remove_in_order(rng.permutation(drop), full)
+        removed = pruner.round_channels(layout, full, removed, len(removed), round_to)
+        out.append(pruner.without(full, removed))
+    return out
+
+
+def features(graph, alive_sets):
+    """One row per alive set: 1, MACs per kind, output elements."""
+    tables, kinds = accounting.layer_cost_tables(graph)
+    rows = []
+    for alive in alive_sets:
+        macs = tables["macs"].per_row(alive)
+        rows.append([1.0] + [macs[kinds == k].sum() for k in KINDS] + [tables["activations"].total(alive)])
+    return np.array(rows)
+
+
+def fit(x, ms):
+    """Non-negative coefficients of `ms ~ x`, by column-scaled NNLS (unused columns: 0)."""
+    from scipy.optimize import nnls
+
+    scale = np.abs(x).max(axis=0)
+    used = scale > 0
+    solution, _ = nnls(x[:, used] / scale[used], np.asarray(ms, dtype=np.float64))
+    theta = np.zeros(x.shape[1])
+    theta[used] = solution / scale[used]
+    return dict(zip(FEATURES, theta.tolist()))
+
+
+def _measure(pm, runtime, threads, batch_size, samples, seed, timer):
+    graph = pm.channel_graph
+    before = pm.alive
+    sets = variants(graph.layout, samples, seed)
+    models = []
+    try:
+        for alive in sets:
+            pm.set_unit_alive(alive)
+            models.append(strip_pruning(pm))
+    finally:
+        pm.set_unit_alive(before)
+    seconds = timer(models, runtime, threads, batch_size)
+    x = features(graph, sets)
+    ms = 1000.0 * np.asarray(seconds, dtype=np.float64)
+    coefficients = fit(x, ms)
+    predicted = x @ np.array([coefficients[k] for k in FEATURES])
+    table = pd.DataFrame({"multiply_accumulates": x[:, 1:4].sum(axis=1).astype(np.int64),
+                          "measured_ms": ms, "predicted_ms": predicted})
+    return coefficients, table
+
+
+def _check(runtime, threads, batch_size, samples):
+    if runtime not in latency.RUNTIMES:
+        raise InvalidArgumentError(f"runtime must be one of {latency.RUNTIMES}, got {runtime!r}")
+    if threads is not None:
+        threads = latency.check_int("threads", threads, 1)
+    elif runtime == "litert":
+        threads = 1
+    batch_size = latency.check_int("batch_size", batch_size, 1)
+    samples = latency.check_int("samples", samples, 3)
+    return threads, batch_size, samples
+
+
+def latency_profile(model, runtime="litert", threads=1, batch_size=1, samples=8, cache_dir=None,
+                    seed=0, timer=None):
+    """Measures where a model's time goes on a runtime, and fits a latency model for pruning.
+
+    Times `samples` stripped variants of the model (the unpruned one and
+    ones with random per-layer widths) on the runtime, round robin, and fits
+    a fixed time plus a time per multiply-accumulate of each layer kind and
+    per output element (see the module's docstring for why). The result
+    predicts the latency of any set of kept channel groups, which is what
+    `cost="latency"` prunes by. Cached on disk per (architecture, runtime,
+    threads, batch size, machine): a second call costs nothing.
+
+    Args:
+        model: a one-input `keras.Model` with a fixed input shape, or a
+            `TaylorPrunableModel` (its pruning state is left as it was).
+        runtime: `"litert"` (the LiteRT interpreter, XNNPACK) or `"keras"`.
+        threads: interpreter threads for LiteRT (default 1); for Keras,
+            TensorFlow's intra-op pool size (None: as it is).
+        batch_size: samples per call (default 1).
+        samples: how many variants to time (at least 3; default 8).
+        cache_dir: where profiles are kept (default `$KERAS_TAYLOR_CACHE`
+            or `~/.cache/keras_taylor`); False: no cache.
+        seed: seed of the variants' widths.
+        timer: `timer(models, runtime, threads, batch_size) -> seconds per
+            call of each`, to replace the real timing (tests).
+
+    Returns:
+        A `LatencyProfile`: `layers` (DataFrame of where the time goes),
+        `fixed_ms`, `predict_ms(alive)`, `samples` (measured vs fitted) and
+        `cost_table(channel_graph)` for the pruner.
+
+    Example:
+
+    >>> import keras, keras_taylor as kt
+    >>> inputs = keras.Input((8, 8, 3))
+    >>> x = keras.layers.Conv2D(8, 3, activation="relu")(inputs)
+    >>> outputs = keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(x))
+    >>> fake = lambda models, *args: [1e-3 + 1e-6 * m.count_params() for m in models]
+    >>> profile = kt.latency_profile(keras.Model(inputs, outputs), timer=fake, cache_dir=False)
+    >>> list(profile.layers.columns)
+    ['name', 'kind', 'multiply_accumulates', 'activation_elements', 'latency_ms', 'share']
+    >>> pm = kt.TaylorPrunableModel(keras.Model(inputs, outputs))
+    >>> pm.latency_profile = profile  # now pm.update_prunables(cost="latency", ...) works
+    """
+    threads, batch_size, samples = _check(runtime, threads, batch_size, samples)
+    if isinstance(model, TaylorPrunableModel):
+        pm = model
+        latency.single_input_shape(pm.net)
+    else:
+        latency.single_input_shape(model)
+        pm = TaylorPrunableModel(model)
+    graph = pm.channel_graph
+    key = cache_key(graph, runtime, threads, batch_size)
+    path = None if cache_dir is False else cache_path(cache_dir, key)
+    if path is not None and path.exists():
+        try:
+            saved = json.loads(path.read_text())
+            return LatencyProfile(saved["coefficients"], pd.DataFrame(saved["samples"]), key, runtime,
+                                  threads, batch_size, graph, from_cache=True)
+        except (ValueError, KeyError):
+            pass  # a damaged entry is measured again
+    coefficients, table = _measure(pm, runtime, threads, batch_size, samples, seed, timer or time_models)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"coefficients": coefficients, "samples": table.to_dict("list"),
+                                   "runtime": runtime, "threads": threads, "batch_size": batch_size,
+                                   "machine": machine()}))
+        tmp.replace(path)
+    return LatencyProfile(coefficients, table, key, runtime, threads, batch_size, graph)

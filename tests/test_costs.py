@@ -1,0 +1,299 @@
+"""Pruning for speed: costs per channel group, cost-aware selection, goals and round_to."""
+
+import keras
+import numpy as np
+import pytest
+
+import keras_taylor as kt
+from keras_taylor import accounting, costs, pruner
+from tests.helpers import assert_masked_equals_stripped, inputs_like, randomize_weights
+
+
+# --------------------------------------------------------- synthetic tables
+def chain_table():
+    """Two convs in a chain: 0-3 are conv a's filters, 4-7 conv b's; b reads a."""
+    a, b = np.arange(4), np.arange(4, 8)
+    coef = np.array([[0, 0, 28.0, 0], [0, 0, 1.0, 9.0]])  # a reads 3 fixed input channels
+    table = costs.LayerCosts(8, ["a", "b"], [np.zeros(0, np.int64), a], [a, b], coef)
+    layout = pruner.ChannelLayout(8, [a, b], np.ones(8, bool))
+    return table, layout
+
+
+def test_savings_include_the_knock_on_in_the_consuming_layer():
+    table, _ = chain_table()
+    alive = np.ones(8, bool)
+    saved = table.savings(alive)
+    # A filter of a: its 27 weights and bias, and b's 9 x 4 weights that read it.
+    assert saved[0] == pytest.approx(28 + 9 * 4)
+    assert saved[4] == pytest.approx(1 + 9 * 4)
+    for g in range(8):
+        after = alive.copy()
+        after[g] = False
+        assert table.total(alive) - table.total(after) == pytest.approx(saved[g])
+
+
+def test_savings_follow_the_widths_left():
+    table, _ = chain_table()
+    alive = np.ones(8, bool)
+    alive[[4, 5]] = False  # b has shrunk: a's filters save less downstream
+    assert table.savings(alive)[0] == pytest.approx(28 + 9 * 2)
+
+
+@pytest.mark.parametrize("goal", [0.3, costs.Speedup(2.0), costs.LatencyBudget(ms=20.0)])
+def test_the_pruner_meets_each_kind_of_goal_within_one_group(goal):
+    from keras_taylor import goals
+
+    table, layout = chain_table()
+    table = table.combined(0.1, base=5.0)  # "milliseconds": a fixed part no pruning removes
+    alive = np.ones(8, bool)
+    scores = np.linspace(1.0, 2.0, 8)
+    args = goals.plan_goal(table, None, alive, goal)
+    chosen = pruner.plan(scores, alive, layout, savings=table.savings, **args)
+    target = table.total(alive) - args["reduce_by"]
+    assert table.total(pruner.without(alive, chosen)) <= target + 1e-9
+    assert table.total(pruner.without(alive, chosen[:-1])) > target  # one fewer falls short
+
+
+def test_cost_aware_selection_prefers_a_costly_low_importance_group():
+    # Group 0 scores a little above group 1 but costs 10x as much.
+    layout = pruner.ChannelLayout(3, [np.arange(3)], np.ones(3, bool))
+    cost = pruner.CostVector([10.0, 1.0, 1.0])
+    scores = np.array([0.2, 0.1, 0.9])
+    saved = lambda alive: cost.per_group * alive  # noqa: E731
+    by_score = pruner.plan(scores, np.ones(3, bool), layout, cost=cost, reduce_by=5.0)
+    by_ratio = pruner.plan(scores, np.ones(3, bool), layout, cost=cost, reduce_by=5.0, savings=saved)
+    assert by_score.tolist() == [1, 0]
+    assert by_ratio.tolist() == [0]
+
+
+def test_round_to_keeps_multiples_in_the_numpy_pruner():
+    # Layer 0: 10 channels; layer 1: 3 channels (fewer than N: exempt);
+    # groups 13-16 span both layer 2 and 3 (a residual stream).
+    groups = [np.arange(10), np.arange(10, 13), np.arange(13, 21), np.arange(13, 21)]
+    layout = pruner.ChannelLayout(21, groups, np.ones(21, bool))
+    rng = np.random.default_rng(0)
+    for limit in range(1, 20):
+        chosen = pruner.plan(rng.random(21), np.ones(21, bool), layout, limit=limit, round_to=4)
+        left = layout.channels_left(pruner.without(np.ones(21, bool), chosen))
+        for layer in (0, 2, 3):
+            assert left[layer] == layout.full_counts[layer] or left[layer] % 4 == 0, (limit, left)
+            assert left[layer] >= 4
+        assert left[1] >= 1
+
+
+# ------------------------------------------------------------ Keras models
+def residual_model():
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(12, 3, padding="same", activation="relu")(inputs)
+    y = keras.layers.Conv2D(10, 3, padding="same", activation="relu")(x)
+    y = keras.layers.DepthwiseConv2D(3, padding="same")(y)
+    y = keras.layers.Conv2D(12, 1)(y)
+    x = keras.layers.Add()([x, y])
+    x = keras.layers.Conv2D(16, 3, activation="relu")(x)
+    x = keras.layers.Conv2D(6, 3, activation="relu")(x)
+    outputs = keras.layers.Dense(3)(keras.layers.GlobalAveragePooling2D()(x))
+    return randomize_weights(keras.Model(inputs, outputs))
+
+
+@pytest.fixture(scope="module")
+def scored():
+    model = residual_model()
+    pm = kt.TaylorPrunableModel(model)
+    x = inputs_like(model, batch=4)
+    pm.update_score(x, np.zeros((4, 3)), loss="mse")
+    return model, pm, x, (pm.score_sum.numpy(), pm.score_count.numpy())
+
+
+def fresh(scored):
+    """The scored model, unpruned and with its scores back."""
+    model, pm, x, (score_sum, score_count) = scored
+    pm.set_unit_alive(np.ones(pm.channel_graph.num_units, bool))
+    pm.score_sum.assign(score_sum)
+    pm.score_count.assign(score_count)
+    return pm, x
+
+
+def test_tables_equal_the_exact_counts(scored):
+    pm, _ = fresh(scored)
+    graph = pm.channel_graph
+    rng = np.random.default_rng(1)
+    for _ in range(3):
+        alive = np.ones(graph.num_units, bool)
+        alive[graph.prunable_units] = rng.random(len(graph.prunable_units)) < 0.6
+        assert pm.cost_table("macs").total(alive) == accounting.total_multiply_accumulates(graph, alive)
+        assert pm.cost_table("learnables").total(alive) == accounting.total_learnables(graph, alive)
+
+
+@pytest.mark.parametrize("round_to", [4, 8])
+def test_round_to_holds_for_every_layer_of_a_residual_model(scored, round_to):
+    pm, x = fresh(scored)
+    pm.update_prunables(None, cost="macs", goal=0.4, round_to=round_to)
+    layout = pm.channel_graph.layout
+    left = layout.channels_left(pm.alive)
+    assert (left < layout.full_counts).any()
+    for n, full in zip(left, layout.full_counts):
+        assert n == full or n % round_to == 0 or full < round_to
+    stripped = assert_masked_equals_stripped(pm, x)
+    for layer in stripped.layers:
+        if isinstance(layer, keras.layers.Conv2D) and not isinstance(layer, keras.layers.DepthwiseConv2D):
+            original = pm.net.get_layer(layer.name).filters
+            assert layer.filters == original or layer.filters % round_to == 0
+
+
+@pytest.mark.parametrize("goal", [0.5, kt.Speedup(2.0)])
+def test_macs_goals_are_met_and_masked_equals_stripped(scored, goal):
+    pm, x = fresh(scored)
+    pm.update_prunables(None, cost="macs", goal=goal)
+    assert pm.cost_reduction("macs") >= 0.5 - 1e-9
+    assert 1 - pm.multiply_accumulates / pm.original_multiply_accumulates >= 0.5 - 1e-9
+    assert_masked_equals_stripped(pm, x)
+
+
+def test_learnables_default_is_unchanged(scored):
+    pm, _ = fresh(scored)
+    old = pm.planned_prunables(None, learnables_reduction=0.3).tolist()
+    assert pm.planned_prunables(None, goal=0.3).tolist() == old
+    assert pm.planned_prunables(None, cost="learnables", goal=0.3).tolist() == old
+
+
+@pytest.mark.parametrize(
+    "kwargs, word",
+    [
+        (dict(cost="flops", goal=0.3), "cost"),
+        (dict(goal=0.3, round_to=0), "round_to"),
+        (dict(goal=1.5), "goal"),
+        (dict(goal=kt.Speedup(2.0)), "learnables"),
+        (dict(cost="macs", goal=kt.LatencyBudget(ms=3)), "LatencyBudget"),
+        (dict(learnables_reduction=0.2, goal=0.3), "learnables_reduction"),
+    ],
+)
+def test_bad_arguments_raise_typed_errors_naming_them(scored, kwargs, word):
+    pm, _ = fresh(scored)
+    with pytest.raises(kt.InvalidArgumentError, match=word):
+        pm.planned_prunables(None, **kwargs)
+
+
+def test_latency_without_a_profile_says_how_to_make_one(scored):
+    pm, _ = fresh(scored)
+    with pytest.raises(kt.PruningStateError, match="latency_profile"):
+        pm.planned_prunables(None, cost="latency", goal=0.2)
+
+
+def test_goal_objects_check_their_numbers():
+    with pytest.raises(ValueError, match="factor"):
+        kt.Speedup(0.5)
+    with pytest.raises(ValueError, match="ms"):
+        kt.LatencyBudget(ms=-1)
+
+
+# --------------------------------------------------------- latency profile
+class FakeTimer:
+    """0.5 ms fixed plus 2 ns per multiply-accumulate; counts its calls."""
+
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, models, runtime, threads, batch_size):
+        self.calls.append((runtime, threads, batch_size, len(models)))
+        return [5e-4 + 2e-9 * int(kt.analyze(m).multiply_accumulates.sum()) for m in models]
+
+
+def test_the_profile_fits_the_timer_and_is_cached_per_key(scored, tmp_path):
+    model = scored[0]
+    timer = FakeTimer()
+    profile = kt.latency_profile(model, samples=4, cache_dir=tmp_path, timer=timer)
+    assert len(timer.calls) == 1 and not profile.from_cache
+    assert profile.fixed_ms == pytest.approx(0.5, rel=1e-2)
+    assert profile.predict_ms() == pytest.approx(profile.samples.measured_ms[0], rel=1e-2)
+    assert set(profile.layers.columns) >= {"name", "latency_ms", "share"}
+    # Same architecture (a fresh build, other layer names), same settings: a hit.
+    again = kt.latency_profile(residual_model(), samples=4, cache_dir=tmp_path, timer=timer)
+    assert again.from_cache and len(timer.calls) == 1
+    assert again.coefficients == profile.coefficients
+    # Other threads, batch or runtime: other entries, measured anew.
+    kt.latency_profile(model, threads=2, samples=4, cache_dir=tmp_path, timer=timer)
+    kt.latency_profile(model, batch_size=4, samples=4, cache_dir=tmp_path, timer=timer)
+    assert [c[:3] for c in timer.calls[1:]] == [("litert", 2, 1), ("litert", 1, 4)]
+    assert len(list((tmp_path / "latency").glob("*.json"))) == 3
+
+
+def test_the_cache_dir_comes_from_the_environment(scored, tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_TAYLOR_CACHE", str(tmp_path / "env"))
+    kt.latency_profile(scored[0], samples=3, timer=FakeTimer())
+    assert len(list((tmp_path / "env" / "latency").glob("*.json"))) == 1
+
+
+@pytest.mark.parametrize("goal", [kt.Speedup(1.5), kt.LatencyBudget(ms=0.8), 0.3])
+def test_latency_goals_are_met_on_the_prediction(scored, goal):
+    pm, x = fresh(scored)
+    pm.latency_profile = kt.latency_profile(pm, samples=4, cache_dir=False, timer=FakeTimer())
+    full = pm.latency_profile.predict_ms()
+    pm.update_prunables(None, cost="latency", goal=goal, round_to=2)
+    left = pm.latency_profile.predict_ms(pm.alive)
+    if isinstance(goal, kt.Speedup):
+        assert full / left >= 1.5 - 1e-9
+    elif isinstance(goal, kt.LatencyBudget):
+        assert left <= 0.8 + 1e-9
+    else:
+        assert pm.cost_reduction("latency") >= 0.3 - 1e-9
+    assert_masked_equals_stripped(pm, x)
+
+
+def test_bad_profile_arguments_are_named(scored):
+    with pytest.raises(kt.InvalidArgumentError, match="runtime"):
+        kt.latency_profile(scored[0], runtime="onnx", cache_dir=False)
+    with pytest.raises(kt.InvalidArgumentError, match="samples"):
+        kt.latency_profile(scored[0], samples=1, cache_dir=False)
+
+
+def test_analyze_adds_predicted_latency(scored):
+    pm, _ = fresh(scored)
+    profile = kt.latency_profile(pm, samples=3, cache_dir=False, timer=FakeTimer())
+    table = kt.analyze(pm, latency_profile=profile)
+    total = table.predicted_latency_ms.sum() + profile.fixed_ms
+    assert total == pytest.approx(profile.predict_ms(pm.alive))
+    assert "multiply_accumulates" in table.columns
+
+
+def test_the_callback_prunes_toward_a_macs_goal_with_round_to(scored):
+    pm, x = fresh(scored)
+    pm.compile("sgd", "mse")
+    cb = kt.TaylorPruningCallback(frequency=1, amount=4, goal=kt.Speedup(1.5), cost="macs", round_to=2, verbose=0)
+    history = pm.fit(np.repeat(x, 4, axis=0), np.zeros((16, 3)), batch_size=4, epochs=3, callbacks=[cb], verbose=0)
+    assert cb.done_reason == "goal reached"
+    assert pm.cost_reduction("macs") >= 1 - 1 / 1.5 - 1e-9
+    assert "macs_reduction" in history.history
+    left = pm.channel_graph.layout.channels_left(pm.alive)
+    assert all(n == f or n % 2 == 0 for n, f in zip(left, pm.channel_graph.layout.full_counts))
+
+
+def test_compress_reaches_a_macs_speedup_with_round_to(scored):
+    model, x = scored[0], scored[2]
+    model.compile("sgd", "mse")
+    data = (np.repeat(x, 4, axis=0), np.zeros((16, 3), "float32"))
+    pruned, info = kt.compress(model, data, goal=kt.Speedup(1.5), cost="macs", round_to=2, increment=0.2,
+                               fine_tune_epochs=0, batch_size=4, recalibration_batches=0, verbose=0)
+    before = kt.analyze(model).multiply_accumulates.sum()
+    after = kt.analyze(pruned).multiply_accumulates.sum()
+    assert before / after >= 1.5 - 1e-9
+    assert info.stop_reason == "Goal reached."
+
+
+def test_compress_names_a_bad_cost(scored):
+    model = scored[0]
+    model.compile("sgd", "mse")
+    with pytest.raises(kt.InvalidArgumentError, match="cost"):
+        kt.compress(model, (scored[2], np.zeros((4, 3))), cost="flops", verbose=0)
+
+
+def test_compress_takes_a_latency_profile_and_a_budget(scored):
+    model, x = scored[0], scored[2]
+    model.compile("sgd", "mse")
+    profile = kt.latency_profile(model, samples=4, cache_dir=False, timer=FakeTimer())
+    budget = 0.8 * profile.predict_ms()
+    pruned, info = kt.compress(model, (np.repeat(x, 4, axis=0), np.zeros((16, 3), "float32")),
+                               goal=kt.LatencyBudget(ms=budget), cost=profile, increment=0.1,
+                               fine_tune_epochs=0, batch_size=4, recalibration_batches=0, verbose=0)
+    assert info.stop_reason == "Goal reached."
+    pm = kt.TaylorPrunableModel(pruned)
+    assert profile.predict_ms(channel_graph=pm.channel_graph) <= budget + 1e-9
