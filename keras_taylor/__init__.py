@@ -26,7 +26,7 @@ if _keras.backend.backend() != "tensorflow":
 
 from keras_taylor.batchnorm import FusedBatchNormalization  # noqa: E402
 from keras_taylor.callbacks import TaylorPruningCallback  # noqa: E402
-from keras_taylor.compress import PruningInfo, compress  # noqa: E402
+from keras_taylor.compression import PruningInfo, compress  # noqa: E402
 from keras_taylor.errors import (  # noqa: E402
     CheckpointError,
     InvalidArgumentError,

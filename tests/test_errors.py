@@ -7,7 +7,6 @@ ids in docs/errors.md's table; `test_docs_table_lists_every_row` keeps the two
 in step.
 """
 
-import importlib
 import json
 import os
 import pathlib
@@ -24,7 +23,7 @@ from keras import layers
 import keras_taylor as kt
 from keras_taylor import cli
 
-compress_module = importlib.import_module("keras_taylor.compress")
+from keras_taylor.compression.stop import StopReason
 
 from helpers import rand, tiny_cnn
 
@@ -249,7 +248,7 @@ def test_non_finite_data_stops_with_a_reason_and_returns_the_last_good_model():
     x[30, 2, 2, 0] = np.nan
     ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
     pruned, info = kt.compress(model, ds, goal=0.5, increment=0.1, verbose=0)
-    assert info.stop_reason == compress_module.NON_FINITE
+    assert info.stop_reason == StopReason.NON_FINITE
     assert info.returned_iteration == 0
     assert all(np.isfinite(w).all() for w in pruned.get_weights())
     assert_unchanged(model, before)

@@ -26,7 +26,7 @@ LAYERS = [
     ["model"],
     ["surgery", "report"],
     ["folding", "callbacks"],
-    ["compress", "export"],
+    ["compression", "export"],
     ["cli"],
     ["__init__", "__main__"],
 ]
