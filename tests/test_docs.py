@@ -2,13 +2,13 @@
 
 import doctest
 import importlib
-import pathlib
 import subprocess
 import sys
 
 import pytest
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
+from helpers import REPO
+
 MODULES = [
     "keras_taylor.model", "keras_taylor.surgery", "keras_taylor.report", "keras_taylor.callbacks",
     "keras_taylor.compression.api", "keras_taylor.compression.info", "keras_taylor.compression.stop", "keras_taylor.masking", "keras_taylor.reference_models",

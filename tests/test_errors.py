@@ -9,7 +9,6 @@ in step.
 
 import json
 import os
-import pathlib
 import subprocess
 import sys
 
@@ -25,9 +24,9 @@ from keras_taylor import cli
 
 from keras_taylor.compression.stop import StopReason
 
-from helpers import rand, tiny_cnn
+from helpers import REPO, rand, tiny_cnn
 
-DOC = pathlib.Path(__file__).resolve().parents[1] / "docs" / "errors.md"
+DOC = REPO / "docs" / "errors.md"
 
 
 class Subclassed(keras.Model):

@@ -11,7 +11,7 @@ from keras_taylor import accounting, rebuild
 from keras_taylor.graph import ChannelGraph, Options, read_model
 from keras_taylor.rebuild import SCORE, TEST, TRAIN, RebuildPlanner
 
-from test_training import small_cnn, toy_data
+from helpers import small_cnn, toy_data
 
 from keras_taylor.compression import loop
 L = keras.layers

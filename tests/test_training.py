@@ -12,32 +12,9 @@ import keras_taylor as kt
 from keras_taylor.compression import loop, phases
 from keras_taylor.compression.stop import StopReason
 
+from helpers import compiled, small_cnn, toy_data
+
 L = keras.layers
-
-
-def small_cnn(filters=8, classes=3):
-    inputs = keras.Input((8, 8, 1))
-    x = L.Conv2D(filters, 3, padding="same", name="c1")(inputs)
-    x = L.BatchNormalization(name="bn1")(x)
-    x = L.ReLU()(x)
-    x = L.Conv2D(filters, 3, padding="same", name="c2")(x)
-    x = L.ReLU()(x)
-    x = L.GlobalAveragePooling2D()(x)
-    outputs = L.Dense(classes, activation="softmax", name="head")(x)
-    return keras.Model(inputs, outputs)
-
-
-def toy_data(n=64, classes=3, seed=0):
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, classes, n)
-    x = rng.normal(size=(n, 8, 8, 1)).astype("float32") * 0.1
-    x[np.arange(n), y, y, 0] += 3.0  # learnable signal
-    return x, y
-
-
-def compiled(model, lr=1e-2):
-    model.compile(keras.optimizers.Adam(lr), "sparse_categorical_crossentropy", metrics=["accuracy"])
-    return model
 
 
 # --------------------------------------------------------------- train_step

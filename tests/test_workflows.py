@@ -13,36 +13,12 @@ import pytest
 import tensorflow as tf
 
 import keras
-from keras import layers as L
 
 import keras_taylor as kt
 from keras_taylor import cli
 from keras_taylor.compression.stop import StopReason
 
-
-def small_cnn(filters=8, classes=3, activation="softmax"):
-    inputs = keras.Input((8, 8, 1))
-    x = L.Conv2D(filters, 3, padding="same", name="c1")(inputs)
-    x = L.BatchNormalization(name="bn1")(x)
-    x = L.ReLU()(x)
-    x = L.Conv2D(filters, 3, padding="same", name="c2")(x)
-    x = L.ReLU()(x)
-    x = L.GlobalAveragePooling2D()(x)
-    return keras.Model(inputs, L.Dense(classes, activation=activation, name="head")(x))
-
-
-def toy_data(n=64, classes=3, seed=0):
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, classes, n)
-    x = rng.normal(size=(n, 8, 8, 1)).astype("float32") * 0.1
-    x[np.arange(n), y, y, 0] += 3.0
-    return x, y
-
-
-def compiled(model, **kwargs):
-    kwargs.setdefault("metrics", ["accuracy"])
-    model.compile(keras.optimizers.Adam(1e-2), kwargs.pop("loss", "sparse_categorical_crossentropy"), **kwargs)
-    return model
+from helpers import compiled, small_cnn, toy_data
 
 
 def snapshot(model):
