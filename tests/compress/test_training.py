@@ -305,7 +305,7 @@ def test_compress_stops_on_non_finite_loss_and_keeps_last_good_model():
     model.compile("adam", "mse")
     targets = np.zeros((64, 3), "float32")
     # A corrupt label makes the loss NaN; in the 4th batch, past those that
-    # compress reads for NaN up front (tests/test_workflows.py has those).
+    # compress reads for NaN up front (tests/workflows/test_workflows.py has those).
     targets[60] = np.nan
     ds = tf.data.Dataset.from_tensor_slices((x, targets)).batch(16)
     pruned, info = kt.compress(model, ds, goal=0.5, increment=0.1, verbose=0)

@@ -251,7 +251,7 @@ def test_non_finite_data_stops_with_a_reason_and_returns_the_last_good_model():
     assert info.returned_iteration == 0
     assert all(np.isfinite(w).all() for w in pruned.get_weights())
     assert_unchanged(model, before)
-    # (a non-finite loss from good data: tests/test_training.py::
+    # (a non-finite loss from good data: tests/compress/test_training.py::
     # test_compress_stops_on_non_finite_loss_and_keeps_last_good_model)
 
 
