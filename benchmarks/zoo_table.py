@@ -41,7 +41,7 @@ outside the repository, on 2026-11-22; the committed check is the slow zoo
 test, which runs the same flow with `keras.config.set_floatx("float64")`,
 where masked and stripped agree to about 1e-7:
 
-    python -m pytest tests/test_zoo.py -m slow -k EfficientNetV2L""",
+    python -m pytest tests/graph/test_zoo.py -m slow -k EfficientNetV2L""",
 }
 
 
@@ -226,8 +226,8 @@ def document(results, wall):
         "(Taylor criterion, categorical cross-entropy on random labels), "
         "30% of its prunable filter groups are pruned with `update_prunables`, "
         "and `kt.strip_pruning` makes the smaller model. The same checks run "
-        "as `tests/test_zoo.py` (CI runs one architecture per family; "
-        "`pytest tests/test_zoo.py -m slow` runs the rest).",
+        "as `tests/graph/test_zoo.py` (CI runs one architecture per family; "
+        "`pytest tests/graph/test_zoo.py -m slow` runs the rest).",
         "",
         "Columns:",
         "- **prunable filters**: `pm.num_prunables` before pruning (filter groups "

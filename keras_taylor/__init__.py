@@ -11,8 +11,6 @@ TensorFlow; the first public name used imports Keras and checks its backend.
 
 import importlib as _importlib
 import os as _os
-import sys as _sys
-import types as _types
 
 __version__ = "0.1.0"
 
@@ -28,9 +26,9 @@ if _backend != "tensorflow":
 _EXPORTS = {
     "ChannelMask": "keras_taylor.masking",
     "FusedBatchNormalization": "keras_taylor.batchnorm",
-    "PruningInfo": "keras_taylor.compress",
+    "PruningInfo": "keras_taylor.compression",
     "TaylorPruningCallback": "keras_taylor.callbacks",
-    "compress": "keras_taylor.compress",
+    "compress": "keras_taylor.compression",
     "export_litert": "keras_taylor.export",
     "fold_batch_norm": "keras_taylor.folding",
     "CheckpointError": "keras_taylor.errors",
@@ -54,9 +52,9 @@ _EXPORTS = {
     "strip_pruning": "keras_taylor.surgery",
 }
 
-# public submodules: kt.handlers (the building blocks of kt.register_layer)
-# and kt.importance (the criteria)
-_SUBMODULES = ("handlers", "importance")
+# public submodules: kt.handlers (the building blocks of kt.register_layer),
+# kt.importance (the criteria) and kt.compression (compress's option groups)
+_SUBMODULES = ("handlers", "importance", "compression")
 
 __all__ = list(_EXPORTS) + list(_SUBMODULES)
 
@@ -88,36 +86,9 @@ def __getattr__(name):
         raise AttributeError(f"module 'keras_taylor' has no attribute {name!r}")
     _check_backend()
     value = getattr(_importlib.import_module(module), name)
-    if module.rsplit(".", 1)[1] != name:  # cached; the clashing names stay properties
-        globals()[name] = value
+    globals()[name] = value  # looked up once
     return value
 
 
 def __dir__():
     return sorted(set(globals()) | set(__all__))
-
-
-# `compress` names both a submodule and the function it defines. Importing the
-# submodule binds the package attribute to the module; a property on the
-# package's class keeps `kt.compress` the function, as the eager imports did.
-class _Package(_types.ModuleType):
-    pass
-
-
-def _public_over_submodule(name):
-    overrides = {}
-
-    def get(module):
-        return overrides[name] if name in overrides else __getattr__(name)
-
-    def set(module, value):
-        if not isinstance(value, _types.ModuleType):  # the import system binds the submodule: ignore
-            overrides[name] = value
-
-    return property(get, set)
-
-
-for _name, _module in _EXPORTS.items():
-    if _module.rsplit(".", 1)[1] == _name:
-        setattr(_Package, _name, _public_over_submodule(_name))
-_sys.modules[__name__].__class__ = _Package

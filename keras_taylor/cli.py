@@ -76,7 +76,12 @@ def _build_parser():
     )
     parser.add_argument("--version", action="version", version=f"keras-taylor {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for add in (_add_demo, _add_analyze, _add_compress, _add_export):
+        add(sub)
+    return parser
 
+
+def _add_demo(sub):
     demo = sub.add_parser(
         "demo",
         help="train a small CNN on an offline dataset and compress it",
@@ -101,6 +106,8 @@ def _build_parser():
     demo.add_argument("--verbose", type=int, default=1, choices=[0, 1, 2], help=VERBOSE_HELP)
     demo.add_argument("--keep-optimizer", action="store_true", help=KEEP_OPTIMIZER_HELP)
 
+
+def _add_analyze(sub):
     analyze = sub.add_parser(
         "analyze",
         help="per-layer table, blockers and maximum reduction of a .keras model",
@@ -114,6 +121,8 @@ def _build_parser():
     analyze.add_argument("--prune-dense", action="store_true", help="count Dense units as prunable")
     analyze.add_argument("--csv", help="also write the table to this CSV file")
 
+
+def _add_compress(sub):
     compress = sub.add_parser(
         "compress",
         help="compress a .keras model on your data",
@@ -153,6 +162,8 @@ def _build_parser():
     compress.add_argument("--verbose", type=int, default=1, choices=[0, 1, 2], help=VERBOSE_HELP)
     compress.add_argument("--keep-optimizer", action="store_true", help=KEEP_OPTIMIZER_HELP)
 
+
+def _add_export(sub):
     export = sub.add_parser(
         "export",
         help="export a .keras model to LiteRT (float32, float16, int8) and compare it",
@@ -171,7 +182,6 @@ def _build_parser():
     export.add_argument("--batch-size", type=int, default=1, help="batch of the latency measurement (default 1)")
     export.add_argument("--no-fold", action="store_true", help="do not fold batch normalization first")
     export.add_argument("--csv", help="also write the table to this CSV file")
-    return parser
 
 
 def main(argv=None):

@@ -86,7 +86,7 @@ def _check_structure(data, name):
 def non_finite_weights(model):
     """Names of the layers of `model` with a NaN/Inf weight (batch-norm statistics included)."""
     bad = []
-    for layer in _leaf_layers(model):
+    for layer in leaf_layers(model):
         for weight in layer.weights:
             if weight.dtype.startswith("float") and not np.isfinite(np.asarray(weight.numpy())).all():
                 bad.append(layer.name)
@@ -94,10 +94,11 @@ def non_finite_weights(model):
     return bad
 
 
-def _leaf_layers(model):
+def leaf_layers(model):
+    """The layers of `model`, with nested models opened."""
     for layer in model.layers:
         if isinstance(layer, keras.Model):
-            yield from _leaf_layers(layer)
+            yield from leaf_layers(layer)
         else:
             yield layer
 

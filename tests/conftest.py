@@ -7,8 +7,9 @@ import tempfile
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
+# helpers.py names the same folder (SHARED_DATA); it cannot be imported
+# here, before KERAS_HOME is set, since it imports Keras.
+SHARED_DATA = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"
 
 if "KERAS_HOME" not in os.environ and SHARED_DATA.is_dir():
     home = pathlib.Path(tempfile.mkdtemp(prefix="keras_home_"))
@@ -29,10 +30,3 @@ def _seed():
     # Without the gc.collect() of free_memory=True: it costs ~0.1 s a test
     # and the interpreter collects on its own.
     keras.backend.clear_session(free_memory=False)
-
-
-def shared_data_path(*parts):
-    path = SHARED_DATA.joinpath(*parts)
-    if not path.exists():
-        pytest.skip(f"real dataset {path} is not available on this machine")
-    return path

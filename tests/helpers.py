@@ -10,6 +10,8 @@ accounting), so that a wrong slice in keras_taylor cannot also fix the
 expectation.
 """
 
+import pathlib
+
 import numpy as np
 import pytest
 
@@ -17,6 +19,20 @@ import keras
 from keras import layers, tree
 
 import keras_taylor as kt
+
+# ------------------------------------------------------------ locations
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+# conftest.py points Keras's dataset cache here (KERAS_HOME) before Keras loads.
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+def shared_data_path(*parts):
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"real dataset {path} is not available on this machine")
+    return path
+
 
 # ------------------------------------------------------------ hand counts
 
@@ -240,3 +256,34 @@ def keras_has_activation(name):
 
 
 NEEDS_RENORM = pytest.mark.skipif(not keras_has_renorm(), reason="this Keras has no batch renormalization")
+
+
+# ------------------------------------------------------------ compress workload
+
+
+def small_cnn(filters=8, classes=3, activation="softmax"):
+    """Conv-BN-ReLU, Conv-ReLU, GAP, Dense on 8x8x1 (convs c1, c2; BN bn1; head)."""
+    inputs = keras.Input((8, 8, 1))
+    x = layers.Conv2D(filters, 3, padding="same", name="c1")(inputs)
+    x = layers.BatchNormalization(name="bn1")(x)
+    x = layers.ReLU()(x)
+    x = layers.Conv2D(filters, 3, padding="same", name="c2")(x)
+    x = layers.ReLU()(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, layers.Dense(classes, activation=activation, name="head")(x))
+
+
+def toy_data(n=64, classes=3, seed=0):
+    """`(x, y)` for `small_cnn`: class k lights pixel (k, k), so there is something to learn."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, classes, n)
+    x = rng.normal(size=(n, 8, 8, 1)).astype("float32") * 0.1
+    x[np.arange(n), y, y, 0] += 3.0
+    return x, y
+
+
+def compiled(model, lr=1e-2, loss="sparse_categorical_crossentropy", **kwargs):
+    """`model` compiled with Adam(lr), `loss` and (by default) accuracy."""
+    kwargs.setdefault("metrics", ["accuracy"])
+    model.compile(keras.optimizers.Adam(lr), loss, **kwargs)
+    return model

@@ -6,7 +6,7 @@
     KERAS_TAYLOR_TUTORIAL_QUICK=1 ...     # quick mode (smaller data, fewer epochs)
 
 The notebooks are committed with the outputs of a full run. CI re-executes
-them in quick mode (tests/test_tutorials.py).
+them in quick mode (tests/docs/test_tutorials.py).
 """
 
 import os

@@ -1,6 +1,5 @@
 """Scoring until the next step's choice settles (kt.compress without score_batches)."""
 
-import importlib
 
 import numpy as np
 import pytest
@@ -9,7 +8,7 @@ import tensorflow as tf
 import keras
 import keras_taylor as kt
 
-compress_module = importlib.import_module("keras_taylor.compress")
+from keras_taylor.compression import settle
 L = keras.layers
 
 
@@ -29,7 +28,7 @@ class ScriptedModel:
 
 def run(script, available=100):
     pm = ScriptedModel(script)
-    count = compress_module.score_until_settled(pm, ((i, i) for i in range(available)), 0.1, pm.score)
+    count = settle.score_until_settled(pm, ((i, i) for i in range(available)), 0.1, pm.score)
     return count, pm
 
 

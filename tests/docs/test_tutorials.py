@@ -1,16 +1,15 @@
 """The tutorials run, cell by cell, in quick mode; committed copies hold a full run."""
 
 import os
-import pathlib
 
 import pytest
 
-from conftest import SHARED_DATA
+from helpers import REPO, SHARED_DATA
 
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
 
-TUTORIALS = sorted((pathlib.Path(__file__).resolve().parents[1] / "tutorials").glob("*.ipynb"))
+TUTORIALS = sorted((REPO / "tutorials").glob("*.ipynb"))
 CIFAR_SUBSET = SHARED_DATA / "extra" / "cifar10-real-subset.npz"
 
 

@@ -7,11 +7,12 @@ at the top of a module or inside a function alike.
 """
 
 import ast
-import pathlib
 
 import pytest
 
-PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "keras_taylor"
+from helpers import REPO
+
+PACKAGE = REPO / "keras_taylor"
 
 LAYERS = [
     ["_compat", "_verbosity", "errors"],
@@ -28,7 +29,7 @@ LAYERS = [
     ["surgery", "report"],
     ["profile"],
     ["folding", "callbacks"],
-    ["compress", "export"],
+    ["compression", "export"],
     ["cli"],
     ["__init__", "__main__"],
 ]
@@ -116,3 +117,22 @@ def test_pruner_imports_no_keras():
     names = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     names |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
     assert names <= {"numpy"}, names
+
+
+def test_no_test_imports_another_test_module():
+    # Shared builders live in tests/helpers.py; a test module imported by
+    # another would also run its tests twice and tie the two files together.
+    found = []
+    for path in sorted((REPO / "tests").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            else:
+                continue
+            for name in names:
+                last = name.rpartition(".")[2]
+                if last.startswith("test_") or last == "conftest":
+                    found.append(f"{path.relative_to(REPO)}:{node.lineno} imports {name}")
+    assert found == []

@@ -8,7 +8,7 @@ from keras import layers
 
 import keras_taylor as kt
 from keras_taylor import masking
-from tests.helpers import (
+from helpers import (
     assert_masked_equals_stripped,
     assert_outputs_close,
     conv_params,

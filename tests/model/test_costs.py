@@ -6,7 +6,7 @@ import pytest
 
 import keras_taylor as kt
 from keras_taylor import accounting, costs, pruner
-from tests.helpers import assert_masked_equals_stripped, inputs_like, randomize_weights
+from helpers import assert_masked_equals_stripped, inputs_like, randomize_weights
 
 
 # --------------------------------------------------------- synthetic tables

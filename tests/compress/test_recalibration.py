@@ -11,7 +11,7 @@ import keras_taylor as kt
 from helpers import NEEDS_RENORM, assert_masked_equals_stripped, prune_channels, randomize_weights, tiny_cnn
 
 L = keras.layers
-compress_module = importlib.import_module("keras_taylor.compress")
+from keras_taylor.compression import phases
 
 
 def conv_bn_dropout_bn(rate=0.5):
@@ -221,13 +221,13 @@ def test_compress_validates_fine_tuned_models_with_recalibrated_statistics(monke
     x = rng.normal(size=(64, 8, 8, 1)).astype("float32")
     y = rng.integers(0, 3, 64)
     calls = []
-    real = compress_module.recalibrate_batch_norm
+    real = phases.recalibrate_batch_norm
 
     def counting(model, data, batches=10, **kwargs):
         calls.append(type(model).__name__)
         return real(model, data, batches=batches, **kwargs)
 
-    monkeypatch.setattr(compress_module, "recalibrate_batch_norm", counting)
+    monkeypatch.setattr(phases, "recalibrate_batch_norm", counting)
     recalibration = importlib.import_module("keras_taylor.recalibration")
     monkeypatch.setattr(recalibration, "recalibrate_batch_norm", counting)
     for validation in ((x, y), None):

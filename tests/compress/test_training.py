@@ -8,36 +8,13 @@ import pytest
 import keras
 import tensorflow as tf
 import keras_taylor as kt
-import importlib
 
-compress_module = importlib.import_module("keras_taylor.compress")
+from keras_taylor.compression import loop, phases
+from keras_taylor.compression.stop import StopReason
+
+from helpers import compiled, small_cnn, toy_data
 
 L = keras.layers
-
-
-def small_cnn(filters=8, classes=3):
-    inputs = keras.Input((8, 8, 1))
-    x = L.Conv2D(filters, 3, padding="same", name="c1")(inputs)
-    x = L.BatchNormalization(name="bn1")(x)
-    x = L.ReLU()(x)
-    x = L.Conv2D(filters, 3, padding="same", name="c2")(x)
-    x = L.ReLU()(x)
-    x = L.GlobalAveragePooling2D()(x)
-    outputs = L.Dense(classes, activation="softmax", name="head")(x)
-    return keras.Model(inputs, outputs)
-
-
-def toy_data(n=64, classes=3, seed=0):
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, classes, n)
-    x = rng.normal(size=(n, 8, 8, 1)).astype("float32") * 0.1
-    x[np.arange(n), y, y, 0] += 3.0  # learnable signal
-    return x, y
-
-
-def compiled(model, lr=1e-2):
-    model.compile(keras.optimizers.Adam(lr), "sparse_categorical_crossentropy", metrics=["accuracy"])
-    return model
 
 
 # --------------------------------------------------------------- train_step
@@ -234,7 +211,7 @@ def test_compress_reaches_goal_and_records_history(capsys):
     before = [w.copy() for w in model.get_weights()]
     pruned, info = kt.compress(model, (x, y), goal=0.3, increment=0.1, batch_size=32, validation_data=(x, y), metric="accuracy")
     out = capsys.readouterr().out
-    assert info.stop_reason == compress_module.GOAL_REACHED
+    assert info.stop_reason == StopReason.GOAL_REACHED
     assert info.learnables_reduction >= 0.3
     assert "fewer learnable parameters" in out and "Iteration 1:" in out
     ph = info.pruning_history
@@ -261,12 +238,12 @@ def test_compress_threshold_returns_most_compressed_passing_model(monkeypatch):
     def fake_evaluate(pm, val, metric):
         return 0.1, next(values)
 
-    monkeypatch.setattr(compress_module, "_evaluate", fake_evaluate)
+    monkeypatch.setattr(phases, "evaluate", fake_evaluate)
     pruned, info = kt.compress(
         model, (x, y), goal=0.9, increment=0.05, fine_tune_epochs=0, batch_size=32,
         validation_data=(x, y), validation_threshold=0.75, metric="accuracy", verbose=0,
     )
-    assert info.stop_reason == compress_module.THRESHOLD_REACHED
+    assert info.stop_reason == StopReason.THRESHOLD_REACHED
     assert info.returned_iteration == 2
     ph = info.pruning_history
     expected = ph.loc[ph.iteration == 2, "num_learnables"].iloc[0]
@@ -284,7 +261,7 @@ def test_compress_returns_the_passing_iteration_as_it_was_after_its_fine_tuning(
         keras.utils.set_random_seed(0)
         model = compiled(small_cnn(filters=12))
         verdicts = iter([True, True, True, False])  # baseline, iteration 1, 2, 3
-        monkeypatch.setattr(compress_module, "_meets", lambda value, threshold, minimize: next(verdicts))
+        monkeypatch.setattr(phases, "meets", lambda value, threshold, minimize: next(verdicts))
         return kt.compress(
             model, (x, y), goal=0.9, increment=0.05, fine_tune_epochs=1, batch_size=32, seed=3,
             validation_data=(x, y), validation_threshold=0.75, metric="accuracy", verbose=0,
@@ -304,9 +281,9 @@ def test_compress_first_iteration_failing_returns_the_original(monkeypatch):
     x, y = toy_data(64)
     model = compiled(small_cnn())
     values = iter([0.2, 0.5])  # a loss: rises above the 0.3 threshold at once
-    monkeypatch.setattr(compress_module, "_evaluate", lambda pm, val, metric: (0.0, next(values)))
+    monkeypatch.setattr(phases, "evaluate", lambda pm, val, metric: (0.0, next(values)))
     pruned, info = kt.compress(model, (x, y), goal=0.5, fine_tune_epochs=0, validation_data=(x, y), validation_threshold=0.3, verbose=0)
-    assert info.stop_reason == compress_module.THRESHOLD_REACHED
+    assert info.stop_reason == StopReason.THRESHOLD_REACHED
     assert info.returned_iteration == 0 and info.learnables_reduction == 0
     assert pruned is not model and pruned.count_params() == model.count_params()
     np.testing.assert_allclose(pruned.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
@@ -318,7 +295,7 @@ def test_compress_stops_when_nothing_is_prunable():
     h = L.Conv2D(2, 3, name="c")(inputs)
     model = compiled(keras.Model(inputs, L.Dense(3, activation="softmax")(L.GlobalAveragePooling2D()(h))))
     pruned, info = kt.compress(model, (x, y), goal=0.9, increment=0.5, fine_tune_epochs=0, verbose=0)
-    assert info.stop_reason == compress_module.NOTHING_PRUNABLE
+    assert info.stop_reason == StopReason.NOTHING_PRUNABLE
     assert pruned.get_layer("c").filters == 1
 
 
@@ -328,11 +305,11 @@ def test_compress_stops_on_non_finite_loss_and_keeps_last_good_model():
     model.compile("adam", "mse")
     targets = np.zeros((64, 3), "float32")
     # A corrupt label makes the loss NaN; in the 4th batch, past those that
-    # compress reads for NaN up front (tests/test_workflows.py has those).
+    # compress reads for NaN up front (tests/workflows/test_workflows.py has those).
     targets[60] = np.nan
     ds = tf.data.Dataset.from_tensor_slices((x, targets)).batch(16)
     pruned, info = kt.compress(model, ds, goal=0.5, increment=0.1, verbose=0)
-    assert info.stop_reason == compress_module.NON_FINITE
+    assert info.stop_reason == StopReason.NON_FINITE
     assert info.returned_iteration == 0
     assert all(np.isfinite(w).all() for w in pruned.get_weights())
 
@@ -344,19 +321,19 @@ def test_compress_accepts_tf_data_and_loss_threshold():
     ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
     model = compiled(small_cnn())
     pruned, info = kt.compress(model, ds, goal=0.2, increment=0.1, validation_data=ds, validation_threshold=100.0, verbose=0)
-    assert info.metric == "loss" and info.stop_reason == compress_module.GOAL_REACHED
-    assert compress_module.lower_is_better("val_loss") and not compress_module.lower_is_better("accuracy")
+    assert info.metric == "loss" and info.stop_reason == StopReason.GOAL_REACHED
+    assert phases.lower_is_better("val_loss") and not phases.lower_is_better("accuracy")
 
 
 def _compress_counting_rebuilds(monkeypatch, rebuild_threshold, **kwargs):
     wraps = []
-    real = compress_module.TaylorPrunableModel
+    real = loop.TaylorPrunableModel
 
     def counting(*args, **kw):
         wraps.append(1)
         return real(*args, **kw)
 
-    monkeypatch.setattr(compress_module, "TaylorPrunableModel", counting)
+    monkeypatch.setattr(loop, "TaylorPrunableModel", counting)
     x, y = toy_data(96)
     keras.utils.set_random_seed(3)
     model = small_cnn(filters=12)

@@ -8,7 +8,7 @@ from keras import layers
 
 import keras_taylor as kt
 from keras_taylor.reference_models import resnet20
-from tests.helpers import (
+from helpers import (
     assert_outputs_close,
     has_keras_taylor_layers,
     head,

@@ -10,7 +10,7 @@ import keras
 import keras_taylor as kt
 from keras_taylor import datasets, reference_models
 
-from conftest import shared_data_path
+from helpers import shared_data_path
 
 
 @pytest.fixture(scope="module")

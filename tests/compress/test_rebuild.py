@@ -1,6 +1,5 @@
 """When kt.compress rebuilds: multiply-accumulate counts and the "auto" planner."""
 
-import importlib
 import types
 
 import numpy as np
@@ -12,9 +11,9 @@ from keras_taylor import accounting, rebuild
 from keras_taylor.graph import ChannelGraph, Options, read_model
 from keras_taylor.rebuild import SCORE, TEST, TRAIN, RebuildPlanner
 
-from test_training import small_cnn, toy_data
+from helpers import small_cnn, toy_data
 
-compress_module = importlib.import_module("keras_taylor.compress")
+from keras_taylor.compression import loop
 L = keras.layers
 
 
@@ -216,7 +215,7 @@ def compress_with_planner(monkeypatch, trace_scale, **kwargs):
         made.append(Scaled(threshold))
         return made[-1]
 
-    monkeypatch.setattr(compress_module, "RebuildPlanner", planner)
+    monkeypatch.setattr(loop, "RebuildPlanner", planner)
     x, y = toy_data(96)
     keras.utils.set_random_seed(3)
     model = small_cnn(filters=12)

@@ -6,7 +6,6 @@ non-finite values, class_weight, unreachable goals and thresholds, frozen
 layers. The model passed in stays unchanged in every case.
 """
 
-import importlib
 import json
 
 import numpy as np
@@ -14,37 +13,12 @@ import pytest
 import tensorflow as tf
 
 import keras
-from keras import layers as L
 
 import keras_taylor as kt
 from keras_taylor import cli
+from keras_taylor.compression.stop import StopReason
 
-compress_module = importlib.import_module("keras_taylor.compress")
-
-
-def small_cnn(filters=8, classes=3, activation="softmax"):
-    inputs = keras.Input((8, 8, 1))
-    x = L.Conv2D(filters, 3, padding="same", name="c1")(inputs)
-    x = L.BatchNormalization(name="bn1")(x)
-    x = L.ReLU()(x)
-    x = L.Conv2D(filters, 3, padding="same", name="c2")(x)
-    x = L.ReLU()(x)
-    x = L.GlobalAveragePooling2D()(x)
-    return keras.Model(inputs, L.Dense(classes, activation=activation, name="head")(x))
-
-
-def toy_data(n=64, classes=3, seed=0):
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, classes, n)
-    x = rng.normal(size=(n, 8, 8, 1)).astype("float32") * 0.1
-    x[np.arange(n), y, y, 0] += 3.0
-    return x, y
-
-
-def compiled(model, **kwargs):
-    kwargs.setdefault("metrics", ["accuracy"])
-    model.compile(keras.optimizers.Adam(1e-2), kwargs.pop("loss", "sparse_categorical_crossentropy"), **kwargs)
-    return model
+from helpers import compiled, small_cnn, toy_data
 
 
 def snapshot(model):
@@ -89,7 +63,7 @@ def test_infinite_datasets_with_step_bounds_compress():
         model, ds.repeat(), steps_per_epoch=3, validation_data=ds.repeat(), validation_steps=2,
         goal=0.2, increment=0.1, fine_tune_epochs=1, verbose=0,
     )
-    assert info.stop_reason == compress_module.GOAL_REACHED
+    assert info.stop_reason == StopReason.GOAL_REACHED
     per_iteration = info.training_history.groupby("iteration").step.max()
     assert (per_iteration == 3).all()
     assert_unchanged(model, before)
@@ -118,7 +92,7 @@ def test_custom_loss_metric_and_optimizer_objects_carry_over():
     model.compile(keras.optimizers.Adam(Warmup()), focal_loss, metrics=[HalfMAE(name="half"), "accuracy"])
     before = snapshot(model)
     pruned, info = kt.compress(model, (x, y), validation_data=(x, y), metric="accuracy", **QUICK)
-    assert info.stop_reason == compress_module.GOAL_REACHED
+    assert info.stop_reason == StopReason.GOAL_REACHED
     assert pruned.compiled and pruned.loss is focal_loss
     assert isinstance(pruned.optimizer.learning_rate_schedule if hasattr(pruned.optimizer, "learning_rate_schedule") else pruned.optimizer._learning_rate, Warmup)
     assert "half" in pruned.evaluate(x, y, verbose=0, return_dict=True)
@@ -256,7 +230,7 @@ def test_metric_direction_comes_from_keras(metric):
     target = np.eye(3, dtype="float32")[y]
     # Lower is better for every one of them: a threshold far above is always met.
     _, info = kt.compress(model, (x, target), validation_data=(x, target), validation_threshold=1e9, metric=name, **QUICK)
-    assert info.stop_reason == compress_module.GOAL_REACHED and info.learnables_reduction > 0
+    assert info.stop_reason == StopReason.GOAL_REACHED and info.learnables_reduction > 0
 
 
 def test_metric_mode_misspelling_and_val_prefix():
@@ -266,7 +240,7 @@ def test_metric_mode_misspelling_and_val_prefix():
     _, info = kt.compress(
         model, (x, y), validation_data=(x, y), validation_threshold=1e9, metric="loss", mode="max", **QUICK
     )
-    assert info.stop_reason == compress_module.BASELINE_MISSES
+    assert info.stop_reason == StopReason.BASELINE_MISSES
     with pytest.raises(kt.InvalidArgumentError, match="metric 'acuracy'.*available"):
         kt.compress(model, (x, y), metric="acuracy", verbose=0)  # no validation data
     with pytest.raises(kt.InvalidArgumentError, match="Drop the 'val_' prefix: metric='accuracy'"):
@@ -324,7 +298,7 @@ def test_non_finite_weights_after_fine_tuning_return_the_last_good_model():
         model, (x, y), goal=0.5, increment=0.1, fine_tune_epochs=1, recalibration_batches=0,
         callbacks=[PoisonBatchNorm(at=2)], verbose=0,
     )
-    assert info.stop_reason == compress_module.NON_FINITE
+    assert info.stop_reason == StopReason.NON_FINITE
     assert info.returned_iteration == 1 and 0 < info.learnables_reduction < 0.5
     assert finite(pruned)
     assert_unchanged(model, before)
@@ -337,7 +311,7 @@ def test_nan_pixel_past_the_checked_batches_never_returns_non_finite_weights():
     model = compiled(small_cnn(filters=12))
     before = snapshot(model)
     pruned, info = kt.compress(model, ds, goal=0.5, increment=0.1, score_batches=1, verbose=0)
-    assert info.stop_reason == compress_module.NON_FINITE
+    assert info.stop_reason == StopReason.NON_FINITE
     assert info.returned_iteration == 0 and finite(pruned)
     assert_unchanged(model, before)
 
@@ -376,7 +350,7 @@ def test_threshold_the_unpruned_model_misses_stops_before_pruning():
     pruned, info = kt.compress(
         model, (x, y), validation_data=(x, y), validation_threshold=1.01, metric="accuracy", verbose=0
     )
-    assert info.stop_reason == compress_module.BASELINE_MISSES
+    assert info.stop_reason == StopReason.BASELINE_MISSES
     assert list(info.pruning_history.iteration) == [0] and info.returned_iteration == 0
     assert pruned.count_params() == model.count_params()
 

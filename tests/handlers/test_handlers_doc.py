@@ -1,6 +1,5 @@
 """The public handler API: docs/handlers.md's examples run, lookup follows classes."""
 
-import pathlib
 import re
 
 import keras
@@ -10,7 +9,9 @@ import pytest
 import keras_taylor as kt
 from keras_taylor import handlers
 
-DOC = pathlib.Path(__file__).resolve().parents[1] / "docs" / "handlers.md"
+from helpers import REPO
+
+DOC = REPO / "docs" / "handlers.md"
 
 
 def _examples():

@@ -7,7 +7,7 @@ prunable filter groups, strips it, and checks that the stripped model is
 smaller and computes the same function as the masked one (inference mode).
 
 A representative subset (one per family) runs by default; the rest are
-marked `slow`: run everything with `pytest tests/test_zoo.py -m "slow or not
+marked `slow`: run everything with `pytest tests/graph/test_zoo.py -m "slow or not
 slow"` (or only the slow ones with `-m slow`).
 
 ConvNeXt is wrapped with `prune_dense=True`: every one of its conv channel

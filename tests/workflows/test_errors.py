@@ -7,10 +7,8 @@ ids in docs/errors.md's table; `test_docs_table_lists_every_row` keeps the two
 in step.
 """
 
-import importlib
 import json
 import os
-import pathlib
 import subprocess
 import sys
 
@@ -24,11 +22,11 @@ from keras import layers
 import keras_taylor as kt
 from keras_taylor import cli
 
-compress_module = importlib.import_module("keras_taylor.compress")
+from keras_taylor.compression.stop import StopReason
 
-from helpers import rand, tiny_cnn
+from helpers import REPO, rand, tiny_cnn
 
-DOC = pathlib.Path(__file__).resolve().parents[1] / "docs" / "errors.md"
+DOC = REPO / "docs" / "errors.md"
 
 
 class Subclassed(keras.Model):
@@ -249,11 +247,11 @@ def test_non_finite_data_stops_with_a_reason_and_returns_the_last_good_model():
     x[30, 2, 2, 0] = np.nan
     ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
     pruned, info = kt.compress(model, ds, goal=0.5, increment=0.1, verbose=0)
-    assert info.stop_reason == compress_module.NON_FINITE
+    assert info.stop_reason == StopReason.NON_FINITE
     assert info.returned_iteration == 0
     assert all(np.isfinite(w).all() for w in pruned.get_weights())
     assert_unchanged(model, before)
-    # (a non-finite loss from good data: tests/test_training.py::
+    # (a non-finite loss from good data: tests/compress/test_training.py::
     # test_compress_stops_on_non_finite_loss_and_keeps_last_good_model)
 
 

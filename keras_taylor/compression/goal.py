@@ -1,0 +1,32 @@
+"""The goal of a `compress` run in the cost it counts: learnables, MACs or latency.
+
+`compress` compares every cost as a fraction of the unpruned model's, so a
+`kt.Speedup` or `kt.LatencyBudget` becomes the fraction to remove once the
+unpruned cost is known.
+"""
+
+import numpy as np
+
+from keras_taylor import goals
+
+
+def measure(pm, cost, unpruned=False):
+    """`pm`'s cost (learnables, MACs or predicted ms), as pruned or unpruned."""
+    if cost == "learnables":
+        return pm.original_learnables if unpruned else pm.num_learnables
+    alive = np.ones(pm.channel_graph.num_units, bool) if unpruned else pm.alive
+    return pm.cost_table(cost).total(alive)
+
+
+def goal_fraction(goal, original_cost):
+    """`goal` as the fraction of the original cost to remove."""
+    if isinstance(goal, (goals.Speedup, goals.LatencyBudget)):
+        return min(1.0, max(0.0, 1 - goal.target(original_cost, original_cost) / original_cost))
+    return goal
+
+
+def prune_arguments(cost, step, round_to):
+    """The keyword arguments of `pm.update_prunables` for one step of `step`."""
+    if cost == "learnables":
+        return dict(learnables_reduction=step, round_to=round_to)
+    return dict(cost=cost, goal=step, round_to=round_to)
