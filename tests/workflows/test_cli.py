@@ -10,6 +10,7 @@ import pytest
 
 import keras
 from keras_taylor import cli
+from keras_taylor.cli import commands
 
 L = keras.layers
 
@@ -197,16 +198,16 @@ def test_compress_verbose_levels_and_optimizer_state(tmp_path, capsys):
 
 def test_demo_says_offline_only_when_it_is(monkeypatch):
     monkeypatch.delenv("KERAS_TAYLOR_CIFAR10_NPZ", raising=False)
-    assert "offline" in cli._dataset_source("digits")
+    assert "offline" in commands._dataset_source("digits")
     for name in ("mnist", "fashion_mnist", "cifar10"):
-        assert "offline" not in cli._dataset_source(name) and "download" in cli._dataset_source(name)
+        assert "offline" not in commands._dataset_source(name) and "download" in commands._dataset_source(name)
     monkeypatch.setenv("KERAS_TAYLOR_CIFAR10_NPZ", "/data/c.npz")
-    assert "offline" in cli._dataset_source("cifar10") and "/data/c.npz" in cli._dataset_source("cifar10")
+    assert "offline" in commands._dataset_source("cifar10") and "/data/c.npz" in commands._dataset_source("cifar10")
 
 
 def test_demo_split_keeps_validation_apart_from_training():
     x = np.arange(100).reshape(100, 1)
-    (xt, yt), (xv, yv) = cli._split_validation(x, x[:, 0], 0.15, seed=0)
+    (xt, yt), (xv, yv) = commands._split_validation(x, x[:, 0], 0.15, seed=0)
     assert len(xv) == 15 and len(xt) == 85
     assert not set(xv[:, 0]) & set(xt[:, 0]) and set(xv[:, 0]) | set(xt[:, 0]) == set(range(100))
     np.testing.assert_array_equal(xt[:, 0], yt)
