@@ -170,12 +170,7 @@ _DOC = '''Compresses `model` by iterative Taylor pruning and fine-tuning.
             arrays `(x, y)` (batched with `batch_size`, shuffled per epoch).
         validation_data: `(x, y)` arrays or a dataset, evaluated after each
             fine-tuning epoch.
-        batch_size: batch size for NumPy inputs.
-        verbose: 0 silent; 1 a line per pruning iteration, and Keras's
-            progress bars while fine-tuning when the output is a terminal or
-            a notebook, one line per epoch otherwise (so redirected logs hold
-            no carriage returns); 2 a line per iteration and one line per
-            fine-tuning epoch.
+{general}
 {target}
 {fine_tuning}
 {scoring}
@@ -202,6 +197,8 @@ _DOC = '''Compresses `model` by iterative Taylor pruning and fine-tuning.
     '''
 
 compress.__doc__ = _DOC.format(
+    # batch_size and verbose, as CompressOptions documents them (not its groups)
+    general="        batch_size:" + attributes_section(CompressOptions).split("\n        batch_size:", 1)[1],
     target=attributes_section(Target),
     fine_tuning=attributes_section(FineTuning),
     scoring=attributes_section(Scoring),
