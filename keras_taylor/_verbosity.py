@@ -27,7 +27,15 @@ def interactive(stream=None):
             return True
     except (AttributeError, ValueError):
         pass
-    return "ipykernel" in sys.modules
+    return _in_notebook()
+
+
+def _in_notebook():
+    # A Jupyter kernel's shell, not merely ipykernel imported: a process that
+    # only drives notebooks (nbclient, as the tutorial tests do) imports it too.
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None and hasattr(ipython, "get_ipython") else None
+    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
 
 
 def fit_verbose(verbose, stream=None):

@@ -4,6 +4,7 @@ import io
 import os
 import subprocess
 import sys
+import types
 import zipfile
 
 import numpy as np
@@ -25,13 +26,21 @@ class _Stream(io.StringIO):
         return self._tty
 
 
+class ZMQInteractiveShell:  # the name of a Jupyter kernel's shell class
+    pass
+
+
 def test_verbose_levels_map_to_keras_fit(monkeypatch):
-    monkeypatch.delitem(sys.modules, "ipykernel", raising=False)
+    monkeypatch.delitem(sys.modules, "IPython", raising=False)
     assert _verbosity.fit_verbose(0, _Stream(True)) == 0
     assert _verbosity.fit_verbose(1, _Stream(True)) == 1  # progress bars on a terminal
     assert _verbosity.fit_verbose(1, _Stream(False)) == 2  # one line per epoch in a log
     assert _verbosity.fit_verbose(2, _Stream(True)) == 2
+    # A process that only drives notebooks (nbclient) imports ipykernel: still a log.
     monkeypatch.setitem(sys.modules, "ipykernel", object())
+    assert _verbosity.fit_verbose(1, _Stream(False)) == 2
+    fake_ipython = types.SimpleNamespace(get_ipython=ZMQInteractiveShell)
+    monkeypatch.setitem(sys.modules, "IPython", fake_ipython)
     assert _verbosity.fit_verbose(1, _Stream(False)) == 1  # a notebook redraws bars
     with pytest.raises(ValueError, match="verbose"):
         _verbosity.check(3)
