@@ -22,6 +22,8 @@ import dataclasses
 
 import numpy as np
 
+from keras_taylor.errors import InvalidArgumentError
+
 COSTS = ("learnables", "macs", "latency")
 
 
@@ -43,7 +45,7 @@ class Speedup:
 
     def __post_init__(self):
         if isinstance(self.factor, bool) or not isinstance(self.factor, (int, float)) or not self.factor > 1:
-            raise ValueError(f"Speedup factor must be a number > 1, got {self.factor!r}")
+            raise InvalidArgumentError(f"Speedup factor must be a number > 1, got {self.factor!r}")
 
     def target(self, original, current):
         return original / self.factor
@@ -63,7 +65,7 @@ class LatencyBudget:
 
     def __post_init__(self):
         if isinstance(self.ms, bool) or not isinstance(self.ms, (int, float)) or not self.ms > 0:
-            raise ValueError(f"LatencyBudget ms must be a number > 0, got {self.ms!r}")
+            raise InvalidArgumentError(f"LatencyBudget ms must be a number > 0, got {self.ms!r}")
 
     def target(self, original, current):
         return float(self.ms)

@@ -180,10 +180,12 @@ def test_latency_without_a_profile_says_how_to_make_one(scored):
 
 
 def test_goal_objects_check_their_numbers():
-    with pytest.raises(ValueError, match="factor"):
+    with pytest.raises(ValueError, match="factor") as raised:
         kt.Speedup(0.5)
-    with pytest.raises(ValueError, match="ms"):
+    assert isinstance(raised.value, kt.InvalidArgumentError)  # the package's typed error
+    with pytest.raises(ValueError, match="ms") as raised:
         kt.LatencyBudget(ms=-1)
+    assert isinstance(raised.value, kt.InvalidArgumentError)
 
 
 # --------------------------------------------------------- latency profile
