@@ -77,6 +77,22 @@ def all_sublayers(model):
     return [] if flatten is None else list(flatten(include_self=False, recursive=True))
 
 
+def built_input_shape(model):
+    """The one input shape a built subclassed model was built or called with.
+
+    None when it is not built, or was built with several inputs or a nested
+    structure. Public stand-in: none; Keras keeps the shapes it built a
+    layer with in `_build_shapes_dict` (to rebuild it when loading).
+    """
+    shapes = getattr(model, "_build_shapes_dict", None)
+    if not getattr(model, "built", False) or not shapes or len(shapes) != 1:
+        return None
+    shape = next(iter(shapes.values()))
+    if not isinstance(shape, (tuple, list)) or not all(d is None or isinstance(d, int) for d in shape):
+        return None
+    return tuple(shape)
+
+
 # ---------------------------------------------------------------- layers
 
 def created_trainable_weights(layer):
