@@ -12,8 +12,9 @@ Tracing is refused (the layer stays opaque and blocks the channels that
 reach it) whenever replaying the traced graph could compute something else:
 `call` fails on symbolic tensors (raw TensorFlow ops, Python decisions on
 tensor values), it returns something other than tensors, its outputs do not
-depend on its inputs, it uses weights of its own directly, or it takes
-another path when training.
+depend on its inputs, it uses weights of its own directly, it freezes an
+unknown dimension (`ops.shape(x)[0]` is None while tracing) into an op, or it
+takes another path when training.
 """
 
 import inspect
@@ -125,7 +126,9 @@ def _trace(layer, inputs, args, kwargs, num_outputs):
             f"its call() returns {len(outputs)} tensors where the model's call had {num_outputs}"
         )
     try:
-        functional = keras.Model(inputs, outputs, name=f"{layer.name}_traced")
+        functional = keras.Model(
+            inputs[0] if len(inputs) == 1 else inputs, outputs, name=f"{layer.name}_traced"
+        )
     except Exception as exc:
         raise TraceFailure(f"its outputs are not computed from its inputs alone ({exc})") from None
     _check_weights(layer, functional)
@@ -144,7 +147,31 @@ def _check_weights(layer, functional):
             _check_arguments(node)
 
 
+#: Arguments of keras.ops that are shapes: a None in one was an unknown
+#: dimension (the batch size) read while tracing, frozen into the graph.
+_SHAPE_ARGUMENTS = ("newshape", "new_shape", "shape", "reps", "target_shape")
+
+
+def _frozen_unknown_dimension(node):
+    op = node.operation
+    if isinstance(op, keras.layers.Layer):
+        return None
+    config = dict(getattr(op, "__dict__", {}), **node.arguments.kwargs)
+    for key in _SHAPE_ARGUMENTS:
+        value = config.get(key)
+        if isinstance(value, (tuple, list)) and any(d is None for d in value):
+            return f"{key}={tuple(value)}"
+    return None
+
+
 def _check_arguments(node):
+    frozen = _frozen_unknown_dimension(node)
+    if frozen is not None:
+        raise TraceFailure(
+            f"it gives {type(node.operation).__name__} the shape of a symbolic "
+            f"tensor with unknown dimensions ({frozen}), which would stay None "
+            "when replayed"
+        )
     flat_args = tree.flatten((node.arguments.args, node.arguments.kwargs))
     variables = [a for a in flat_args if isinstance(a, keras.Variable)]
     if variables:

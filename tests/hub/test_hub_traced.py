@@ -7,8 +7,8 @@ their convolutions inside keras-hub layers keras-taylor has no handler for;
 they are read by tracing those layers' `call`. Each model is built from its
 real preset configuration without downloading anything (keras-hub's own timm
 converters give the configurations; MiT's is the SegFormer-B0 one of the
-`mit_b0_ade20k_512` preset), at a small input size, with random weights, and
-then: wrapped, pruned by >= 20% of its learnables (L1 criterion), stripped,
+`mit_b0_ade20k_512` preset), at a small input size, with its initial random weights
+(random moving statistics make these deep models overflow), and then: wrapped, pruned by >= 20% of its learnables (L1 criterion), stripped,
 checked for masked == stripped outputs (<= 1e-5 relative), and the stripped
 model saved to `.keras` and reloaded with `safe_mode=True`.
 
@@ -25,7 +25,7 @@ keras_hub = pytest.importorskip("keras_hub")
 import keras  # noqa: E402
 
 import keras_taylor as kt  # noqa: E402
-from helpers import assert_outputs_close, randomize_weights  # noqa: E402
+from helpers import assert_outputs_close  # noqa: E402
 
 IMAGE_SHAPE = (64, 64, 3)
 GOAL = 0.3  # requested fraction of the learnables; at least MIN_REDUCTION must go
@@ -75,7 +75,6 @@ def mit_b0():
 
 def prune_strip_reload(model, tmp_path, goal=GOAL):
     """Wraps, prunes, strips, compares and reloads `model`; returns numbers."""
-    randomize_weights(model)
     x = np.random.default_rng(0).normal(size=(2,) + IMAGE_SHAPE).astype("float32")
     expected = model(x, training=False)
     pm = kt.TaylorPrunableModel(model, criterion="l1")
