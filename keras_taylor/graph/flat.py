@@ -165,6 +165,7 @@ class _Reader:
             self.keys[(scope, id(outer_out))] = self.keys[(inner_scope, id(inner_out))]
 
     def add_node(self, op, node, scope, scope_name, in_ids, opaque_reason=None):
+        op = trace.stand_in(op, node)
         out_ids = [self.tensor_id(scope, t) for t in node.outputs]
         self.nodes.append(
             LayerNode(

@@ -152,9 +152,39 @@ def _check_weights(layer, functional):
 _SHAPE_ARGUMENTS = ("newshape", "new_shape", "shape", "reps", "target_shape")
 
 
+def _batch_reshape_target(op, node):
+    """`newshape[1:]` of `ops.reshape(x, (x's batch size, ...))`, else None.
+
+    Traced, `ops.shape(x)[0]` is None; `keras.layers.Reshape(newshape[1:])`
+    keeps the batch size instead, which is what the code meant.
+    """
+    newshape = getattr(op, "newshape", None)
+    if type(op).__name__ != "Reshape" or not isinstance(newshape, (tuple, list)):
+        return None
+    tensors = node.input_tensors
+    rest = tuple(newshape[1:])
+    if newshape[:1] != type(newshape)([None]) or any(d is None for d in rest):
+        return None
+    if len(tensors) != 1 or not tensors[0].shape or tensors[0].shape[0] is not None:
+        return None
+    return rest
+
+
+def stand_in(op, node):
+    """The layer to read in place of `op` at `node`, when it needs one.
+
+    An `ops.reshape` whose new shape took the (unknown) batch size from
+    `ops.shape(x)[0]` while tracing becomes a `keras.layers.Reshape`.
+    """
+    target = _batch_reshape_target(op, node)
+    if target is None:
+        return op
+    return keras.layers.Reshape(target, name=op.name)
+
+
 def _frozen_unknown_dimension(node):
     op = node.operation
-    if isinstance(op, keras.layers.Layer):
+    if isinstance(op, keras.layers.Layer) or _batch_reshape_target(op, node) is not None:
         return None
     config = dict(getattr(op, "__dict__", {}), **node.arguments.kwargs)
     for key in _SHAPE_ARGUMENTS:

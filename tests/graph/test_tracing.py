@@ -99,6 +99,20 @@ class TrainingBranch(layers.Layer):
         return y * 0.5 if training else y
 
 
+class Tokens(layers.Layer):
+    """Flattens positions with the batch size read by `ops.shape` (None when traced)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.conv = layers.Conv2D(6, 1, name="tok_conv")
+        self.mix = layers.Dense(6, name="tok_mix")
+
+    def call(self, x):
+        batch, height, width = ops.shape(x)[0], x.shape[1], x.shape[2]
+        tokens = ops.reshape(self.conv(x), (batch, -1, 6))
+        return ops.reshape(self.mix(tokens), (batch, height, width, 6))
+
+
 def _model(block, name="m"):
     inputs = keras.Input((8, 8, 3))
     x = layers.Conv2D(6, 3, padding="same", name="stem")(inputs)
@@ -137,6 +151,17 @@ def test_nested_traced_blocks():
     x = rand((2, 8, 8, 3))
     stripped = assert_masked_equals_stripped(pm, x)
     assert not {"Outer", "Block"} & {type(layer).__name__ for layer in stripped.layers}
+
+
+def test_reshape_to_the_traced_batch_size_keeps_the_batch_size():
+    model = _model(Tokens(name="tokens"))
+    randomize_weights(model)
+    pm = kt.TaylorPrunableModel(model)
+    prune_channels(pm, "tok_conv", [1, 4])
+    x = rand((3, 8, 8, 3))
+    stripped = assert_masked_equals_stripped(pm, x)
+    assert [type(l).__name__ for l in stripped.layers].count("Reshape") == 2
+    assert stripped.get_layer("tok_conv").filters == 4
 
 
 def test_training_mode_inside_a_traced_block():

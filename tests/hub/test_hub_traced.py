@@ -73,41 +73,49 @@ def mit_b0():
     )
 
 
-def prune_strip_reload(model, tmp_path, goal=GOAL):
+def prune_strip_reload(model, tmp_path, goal=GOAL, **options):
     """Wraps, prunes, strips, compares and reloads `model`; returns numbers."""
     x = np.random.default_rng(0).normal(size=(2,) + IMAGE_SHAPE).astype("float32")
     expected = model(x, training=False)
-    pm = kt.TaylorPrunableModel(model, criterion="l1")
+    pm = kt.TaylorPrunableModel(model, criterion="l1", **options)
     pm.update_prunables(None, goal=goal)
     stripped = kt.strip_pruning(pm)
-    masked = pm(x, training=False)
-    assert_outputs_close(masked, stripped(x, training=False), what="stripped vs masked")
+    masked, small = pm(x, training=False), stripped(x, training=False)
+    assert_outputs_close(masked, small, what="stripped vs masked")
     path = tmp_path / "stripped.keras"
     stripped.save(path)
     reloaded = keras.saving.load_model(path, safe_mode=True)
     assert_outputs_close(stripped(x, training=False), reloaded(x, training=False), what="reloaded")
     assert_outputs_close(expected, model(x, training=False), rel=0, what="model passed in")
     real = 1 - stripped.count_params() / model.count_params()
-    return pm.learnables_reduction, real, stripped
+    relative = max(
+        float(np.max(np.abs(a - b)) / max(1.0, np.max(np.abs(a))))
+        for a, b in zip(keras.tree.flatten(masked), keras.tree.flatten(small))
+    )
+    return pm.learnables_reduction, real, stripped, relative
 
 
-#: name -> (builder, a block class it builds its convolutions in, marks)
+#: name -> (builder, a block class it builds its convolutions in, options, marks).
+#: MiT is a transformer: its convolutions alone (patch embeddings, the
+#: depthwise one of each MixFFN, all coupled to Dense layers) stay under 20%
+#: (`DropPath`, which decides in Python on `training`, stays opaque and blocks
+#: its residual stream), so its Dense units are pruned too.
 CASES = {
-    "MobileNetV3Small050": (mobilenet_v3_small, "DepthwiseConvBlock", ()),
-    "HGNetV2B4": (hgnetv2_b4, "HGNetV2Stage", (pytest.mark.slow,)),
-    "EfficientNetV2RwT": (efficientnet_v2_rw_t, "FusedMBConvBlock", (pytest.mark.slow,)),
-    "MiTB0": (mit_b0, "HierarchicalTransformerEncoder", (pytest.mark.slow,)),
+    "MobileNetV3Small050": (mobilenet_v3_small, "DepthwiseConvBlock", {}, ()),
+    "HGNetV2B4": (hgnetv2_b4, "HGNetV2Stage", {}, (pytest.mark.slow,)),
+    "EfficientNetV2RwT": (efficientnet_v2_rw_t, "FusedMBConvBlock", {}, (pytest.mark.slow,)),
+    "MiTB0": (mit_b0, "HierarchicalTransformerEncoder", {"prune_dense": True}, (pytest.mark.slow,)),
 }
 
 
 @pytest.mark.parametrize(
-    "build, block",
-    [pytest.param(b, k, marks=m, id=name) for name, (b, k, m) in CASES.items()],
+    "build, block, options",
+    [pytest.param(b, k, o, marks=m, id=name) for name, (b, k, o, m) in CASES.items()],
 )
-def test_custom_blocks_are_traced_pruned_and_stripped(build, block, tmp_path):
+def test_custom_blocks_are_traced_pruned_and_stripped(build, block, options, tmp_path):
     model = build()
     assert block in {type(layer).__name__ for layer in model.layers}
-    accounted, real, stripped = prune_strip_reload(model, tmp_path)
+    accounted, real, stripped, _ = prune_strip_reload(model, tmp_path, **options)
     assert accounted >= MIN_REDUCTION
     assert real >= MIN_REDUCTION - 0.02, f"count_params fell by {real:.1%} only"
     # The block was replaced by its inner layers.
