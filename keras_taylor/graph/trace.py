@@ -118,7 +118,8 @@ def _run_call(layer, args, kwargs):
 
 
 def _trace(layer, inputs, args, kwargs, num_outputs):
-    outputs = tree.flatten(_run_call(layer, args, kwargs))
+    structured = _run_call(layer, args, kwargs)
+    outputs = tree.flatten(structured)
     if not outputs or not all(isinstance(t, keras.KerasTensor) for t in outputs):
         raise TraceFailure("its call() returns something other than Keras tensors")
     if num_outputs is not None and len(outputs) != num_outputs:
@@ -127,7 +128,7 @@ def _trace(layer, inputs, args, kwargs, num_outputs):
         )
     try:
         functional = keras.Model(
-            inputs[0] if len(inputs) == 1 else inputs, outputs, name=f"{layer.name}_traced"
+            inputs[0] if len(inputs) == 1 else inputs, structured, name=f"{layer.name}_traced"
         )
     except Exception as exc:
         raise TraceFailure(f"its outputs are not computed from its inputs alone ({exc})") from None

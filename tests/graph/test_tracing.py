@@ -259,6 +259,7 @@ def test_subclassed_model_is_traced_pruned_and_stripped():
     assert pm.update_prunables(6) == 6
     stripped = assert_masked_equals_stripped(pm, x)
     assert not isinstance(stripped, Net) and stripped.count_params() < model.count_params()
+    assert isinstance(stripped, keras.Model) and stripped.inputs and stripped(x).shape == (4, 3)
     assert_outputs_close(expected, model(x, training=False), rel=0, what="model passed in")
     for a, b in zip(before, model.get_weights()):
         np.testing.assert_array_equal(a, b)

@@ -27,6 +27,7 @@ keras_hub = pytest.importorskip("keras_hub")
 import keras  # noqa: E402
 
 import keras_taylor as kt  # noqa: E402
+from keras_taylor._compat import all_sublayers  # noqa: E402
 from helpers import assert_outputs_close  # noqa: E402
 
 IMAGE_SHAPE = (64, 64, 3)
@@ -77,7 +78,7 @@ def mit_b0():
 
 def _batch_norms(model):
     return [
-        layer for layer in model._flatten_layers(include_self=False, recursive=True)
+        layer for layer in all_sublayers(model)
         if isinstance(layer, keras.layers.BatchNormalization)
     ]
 
