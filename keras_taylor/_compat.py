@@ -93,6 +93,30 @@ def built_input_shape(model):
     return tuple(shape)
 
 
+@contextlib.contextmanager
+def call_nodes_restored(layer):
+    """Context after which `layer` and its sublayers hold only the call nodes they had.
+
+    Tracing calls them on fresh symbolic inputs, which records new nodes on
+    each; the functional graph built from those keeps its own references, so
+    they are dropped from the layers afterwards: the user's layers are left
+    as they were. Public stand-in: none (`_inbound_nodes`/`_outbound_nodes`).
+    """
+    layers = [layer] + all_sublayers(layer)
+    counts = [
+        (op, len(getattr(op, "_inbound_nodes", [])), len(getattr(op, "_outbound_nodes", [])))
+        for op in layers
+    ]
+    try:
+        yield
+    finally:
+        for op, inbound, outbound in counts:
+            if hasattr(op, "_inbound_nodes"):
+                del op._inbound_nodes[inbound:]
+            if hasattr(op, "_outbound_nodes"):
+                del op._outbound_nodes[outbound:]
+
+
 # ---------------------------------------------------------------- layers
 
 def created_trainable_weights(layer):

@@ -118,6 +118,11 @@ def _run_call(layer, args, kwargs):
 
 
 def _trace(layer, inputs, args, kwargs, num_outputs):
+    with _compat.call_nodes_restored(layer):
+        return _trace_call(layer, inputs, args, kwargs, num_outputs)
+
+
+def _trace_call(layer, inputs, args, kwargs, num_outputs):
     structured = _run_call(layer, args, kwargs)
     outputs = tree.flatten(structured)
     if not outputs or not all(isinstance(t, keras.KerasTensor) for t in outputs):

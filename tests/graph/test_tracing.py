@@ -126,9 +126,13 @@ def _reasons(model):
 
 
 def test_traced_block_prunes_and_strips_exactly():
-    model = _model(Block(name="block"))
+    block = Block(name="block")
+    model = _model(block)
     randomize_weights(model)
+    calls = [len(layer._inbound_nodes) for layer in (block, block.conv1, block.bn)]
     names = [node.name for node in read_model(model).nodes]
+    # Tracing leaves the model's layers with the call nodes they had.
+    assert [len(layer._inbound_nodes) for layer in (block, block.conv1, block.bn)] == calls
     assert {"inner_a", "inner_bn", "inner_b"} <= set(names) and "block" not in names
     pm = kt.TaylorPrunableModel(model)
     prune_channels(pm, "inner_a", [0, 2, 3])
