@@ -77,6 +77,46 @@ def all_sublayers(model):
     return [] if flatten is None else list(flatten(include_self=False, recursive=True))
 
 
+def built_input_shape(model):
+    """The one input shape a built subclassed model was built or called with.
+
+    None when it is not built, or was built with several inputs or a nested
+    structure. Public stand-in: none; Keras keeps the shapes it built a
+    layer with in `_build_shapes_dict` (to rebuild it when loading).
+    """
+    shapes = getattr(model, "_build_shapes_dict", None)
+    if not getattr(model, "built", False) or not shapes or len(shapes) != 1:
+        return None
+    shape = next(iter(shapes.values()))
+    if not isinstance(shape, (tuple, list)) or not all(d is None or isinstance(d, int) for d in shape):
+        return None
+    return tuple(shape)
+
+
+@contextlib.contextmanager
+def call_nodes_restored(layer):
+    """Context after which `layer` and its sublayers hold only the call nodes they had.
+
+    Tracing calls them on fresh symbolic inputs, which records new nodes on
+    each; the functional graph built from those keeps its own references, so
+    they are dropped from the layers afterwards: the user's layers are left
+    as they were. Public stand-in: none (`_inbound_nodes`/`_outbound_nodes`).
+    """
+    layers = [layer] + all_sublayers(layer)
+    counts = [
+        (op, len(getattr(op, "_inbound_nodes", [])), len(getattr(op, "_outbound_nodes", [])))
+        for op in layers
+    ]
+    try:
+        yield
+    finally:
+        for op, inbound, outbound in counts:
+            if hasattr(op, "_inbound_nodes"):
+                del op._inbound_nodes[inbound:]
+            if hasattr(op, "_outbound_nodes"):
+                del op._outbound_nodes[outbound:]
+
+
 # ---------------------------------------------------------------- layers
 
 def created_trainable_weights(layer):

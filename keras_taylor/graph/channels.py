@@ -16,6 +16,7 @@ import dataclasses
 import numpy as np
 
 from keras_taylor import handlers, pruner
+from keras_taylor.graph import trace
 from keras_taylor.masking import ChannelMask
 
 
@@ -115,7 +116,7 @@ class ChannelGraph:
             elems[tid] = self._fixed(channels, name, "it is a model input")
         calls = collections.Counter(id(node.layer) for node in flat.nodes)
         for node in flat.nodes:
-            handler = handlers.get_handler(node.layer)
+            handler = _handler(node)
             ins = [elems[t] for t in node.inputs]
             if calls[id(node.layer)] > 1:
                 self._bind_shared(node, ins)
@@ -348,3 +349,11 @@ def sliced_shapes(node, keep):
         shapes.append(tuple(shape))
     return shapes
 
+
+def _handler(node):
+    """The node's handler; an untraced layer blocks with why it was not traced."""
+    handler = handlers.get_handler(node.layer)
+    if handler is handlers.UNKNOWN and node.opaque_reason:
+        reason = trace.opaque_reason(node.layer, node.opaque_reason)
+        return handlers.Blocker(reason.replace("{", "{{").replace("}", "}}"))
+    return handler

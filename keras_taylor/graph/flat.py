@@ -1,7 +1,8 @@
 """Reading a Keras model into a flat list of layer calls, and replaying it.
 
-`read_model` flattens a functional or Sequential model (nested sub-models
-and shared layers included) into a `FlatGraph`: `LayerNode`s in execution
+`read_model` flattens a functional or Sequential model (nested sub-models,
+shared layers, and custom layers or subclassed models opened by tracing,
+see `trace.py`, included) into a `FlatGraph`: `LayerNode`s in execution
 order, each naming its input and output tensors by integer id.
 
 `replay` rebuilds a flat graph with new layers (copies, masked or sliced),
@@ -15,6 +16,7 @@ from keras import tree
 
 from keras_taylor import _compat
 from keras_taylor.errors import UnsupportedModelError
+from keras_taylor.graph import trace
 
 
 @dataclasses.dataclass
@@ -30,6 +32,7 @@ class LayerNode:
     input_shapes: list
     output_shapes: list
     config: dict
+    opaque_reason: str = None  # why a layer with no handler was not traced
 
 
 @dataclasses.dataclass
@@ -60,12 +63,7 @@ def _as_functional(model, where):
     if isinstance(model, _compat.Functional):
         return model
     if isinstance(model, keras.Model):
-        raise UnsupportedModelError(
-            f"{where}: '{model.name}' is a subclassed keras.Model "
-            f"({type(model).__name__}); its call() is Python code whose "
-            "channel flow cannot be read. Rebuild it with the functional API "
-            "(keras.Model(inputs, outputs)) or as a keras.Sequential."
-        )
+        return trace.trace_model(model, where)
     raise UnsupportedModelError(
         f"{where}: expected a keras.Model, got {type(model).__name__}."
     )
@@ -74,7 +72,8 @@ def _as_functional(model, where):
 def check_readable(model, where="model"):
     """Raises `UnsupportedModelError` now if `read_model` could not read `model`.
 
-    Cheaper than reading it: only the model's kind and build state are checked.
+    Cheaper than reading it: only the model's kind and build state are
+    checked (and a subclassed model's call traced).
     """
     _as_functional(model, where)
 
@@ -126,8 +125,10 @@ class _Reader:
                 if any((scope, id(t)) not in self.keys for t in node.input_tensors):
                     continue  # not connected to this model's inputs
                 in_ids = [self.keys[(scope, id(t))] for t in node.input_tensors]
-                if isinstance(op, keras.Model):
+                if isinstance(op, (keras.Sequential, _compat.Functional)):
                     self.walk_into(op, node, scope, in_ids)
+                elif isinstance(op, keras.Model) or trace.wants_tracing(op):
+                    self.walk_traced(op, node, scope, scope_name, in_ids)
                 else:
                     self.add_node(op, node, scope, scope_name, in_ids)
 
@@ -141,7 +142,30 @@ class _Reader:
         for inner_out, outer_out in zip(inner.outputs, node.outputs):
             self.keys[(scope, id(outer_out))] = self.keys[(inner_scope, id(inner_out))]
 
-    def add_node(self, op, node, scope, scope_name, in_ids):
+    def walk_traced(self, op, node, scope, scope_name, in_ids):
+        """Reads a custom layer (or subclassed model) through its traced call.
+
+        A layer that cannot be traced stays one opaque node, with the reason.
+        """
+        try:
+            inner, inner_inputs = trace.trace_node(op, node)
+        except trace.TraceFailure as failure:
+            if isinstance(op, keras.Model) or trace.is_forced(op):
+                raise UnsupportedModelError(
+                    f"{self.where} > {op.name}: {type(op).__name__} cannot be "
+                    f"traced: {failure}."
+                ) from None
+            self.add_node(op, node, scope, scope_name, in_ids, str(failure))
+            return
+        inner_scope = scope + (len(self.keys), id(op))
+        for inner_in, tid in zip(inner_inputs, in_ids):
+            self.keys[(inner_scope, id(inner_in))] = tid
+        self.walk(inner, inner_scope, op.name)
+        for inner_out, outer_out in zip(inner.outputs, node.outputs):
+            self.keys[(scope, id(outer_out))] = self.keys[(inner_scope, id(inner_out))]
+
+    def add_node(self, op, node, scope, scope_name, in_ids, opaque_reason=None):
+        op = trace.stand_in(op, node)
         out_ids = [self.tensor_id(scope, t) for t in node.outputs]
         self.nodes.append(
             LayerNode(
@@ -154,6 +178,7 @@ class _Reader:
                 input_shapes=[tuple(t.shape) for t in node.input_tensors],
                 output_shapes=[tuple(t.shape) for t in node.outputs],
                 config=_safe_config(op),
+                opaque_reason=opaque_reason,
             )
         )
 
@@ -162,12 +187,13 @@ def read_model(model, where="model"):
     """Flattens `model` into a `FlatGraph`. Never modifies `model`.
 
     Args:
-        model: a built functional or Sequential `keras.Model`.
+        model: a built functional, Sequential or (traceable) subclassed
+            `keras.Model`.
         where: how errors name the model.
 
     Raises:
-        UnsupportedModelError: for a subclassed or unbuilt model, or an
-            output that does not depend on the inputs.
+        UnsupportedModelError: for an unbuilt or untraceable subclassed
+            model, or an output that does not depend on the inputs.
     """
     functional = _as_functional(model, where)
     reader = _Reader(where)

@@ -1,8 +1,10 @@
 """Convolutions hidden inside layers keras-taylor cannot see into.
 
-A custom layer with no handler (a keras-hub block, your own block written
-with sublayers) is one opaque node of the graph: the convolutions it holds
-are not candidates, and the channels reaching it are kept. `hidden_sources`
+A layer with no handler that could not be traced (its `call` uses raw
+TensorFlow ops, decides on tensor values or uses its own weights; see
+`trace.py`), or one of Keras's own layers without a handler, is one opaque
+node of the graph: the convolutions it holds are not candidates, and the
+channels reaching it are kept. `hidden_sources`
 finds such layers so that `kt.analyze` and the nothing-prunable error can say
 where the convolutions are and how to teach keras-taylor the layer.
 """
@@ -19,13 +21,15 @@ class HiddenSources:
     layer: str  # its name in the graph
     type: str  # its class name
     convolutions: int
+    why: str = ""  # why it was not traced, when tracing was tried
 
     def describe(self):
         """What `analyze` and errors say about the layer."""
         plural = "s" if self.convolutions != 1 else ""
+        why = f" (not traced: {self.why})" if self.why else ""
         return (
             f"{self.type} '{self.layer}' holds {self.convolutions} "
-            f"convolution{plural} keras_taylor cannot see into; teach it with "
+            f"convolution{plural} keras_taylor cannot see into{why}; teach it with "
             f"kt.register_layer({self.type}, handler) (see docs/handlers.md)"
         )
 
@@ -45,5 +49,7 @@ def hidden_sources(flat):
         seen.add(id(layer))
         count = sum(_is_convolution(sub) for sub in _compat.all_sublayers(layer))
         if count:
-            found[node.name] = HiddenSources(node.name, type(layer).__name__, count)
+            found[node.name] = HiddenSources(
+                node.name, type(layer).__name__, count, node.opaque_reason or ""
+            )
     return found

@@ -3,13 +3,16 @@
 Teach keras-taylor a layer with `kt.register_layer(cls, handler)` and one of
 the building blocks below (or a `Handler` subclass of your own); see
 docs/handlers.md. A layer whose class (or nearest registered base class) has
-no handler blocks the channels that reach it: nothing is guessed.
+no handler is traced (its `call` read as a graph of its sublayers and
+`keras.ops`); where that fails it blocks the channels that reach it:
+nothing is guessed.
 
 Building blocks:
 
 * `Handler`: the base class; its hooks are documented there.
 * `PassThrough`: acts on each channel on its own; per-channel weights sliced.
 * `Blocker`: keeps every channel that reaches it, with a reason.
+* `Trace`: opens a layer, reading its `call` as a graph of sublayers and ops.
 * `Producer`: creates channels with a kernel (Conv, Dense).
 * `ElementwiseMerge`, `ConcatenateHandler`: couple or join their inputs.
 * `KernelWrapperHandler`: a wrapper around a kernel layer
@@ -36,6 +39,7 @@ from keras_taylor.handlers.base import (
     UNKNOWN,
     Blocker,
     Handler,
+    Trace,
     acts_on_last_axis,
     get_handler,
     is_registered,
@@ -80,6 +84,7 @@ __all__ = [
     "KernelWrapperHandler",
     "PassThrough",
     "Producer",
+    "Trace",
     "get_handler",
     "is_registered",
     "register_layer",

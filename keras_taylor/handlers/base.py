@@ -13,7 +13,7 @@ hierarchy blocks the channels that reach it. Nothing is guessed.
 
 import numpy as np
 
-from keras_taylor.errors import InvalidArgumentError
+from keras_taylor.errors import InvalidArgumentError, UnsupportedModelError
 
 #: Role of channels a criterion may remove (convolution filters, Dense units).
 SOURCE = "source"
@@ -183,6 +183,34 @@ class Blocker(Handler):
             ctx.fixed(node, _last_dim(shape) or 0, "output of a blocking layer")
             for shape in node.output_shapes
         ]
+
+
+class Trace(Handler):
+    """Opens a layer: its `call` is read as a graph of its sublayers and ops.
+
+    Layers of your own classes with no handler are traced anyway; register
+    `Trace()` to trace one of Keras's own classes, or to get an error (not
+    an opaque layer that blocks) when tracing fails. Register any other
+    handler (e.g. a `Blocker`) to keep a layer closed.
+
+    Example:
+
+    >>> import keras, keras_taylor as kt
+    >>> class Block(keras.layers.Layer):
+    ...     def __init__(self, **kwargs):
+    ...         super().__init__(**kwargs)
+    ...         self.conv = keras.layers.Conv2D(4, 3, padding="same")
+    ...     def call(self, x):
+    ...         return keras.ops.relu(self.conv(x)) + x
+    >>> _ = kt.register_layer(Block, kt.handlers.Trace())
+    """
+
+    def propagate(self, ctx, node, ins):
+        raise UnsupportedModelError(
+            f"layer '{node.layer.name}' ({type(node.layer).__name__}) is "
+            "registered with Trace() but was not traced; read the model with "
+            "keras_taylor.graph.read_model"
+        )
 
 
 UNKNOWN = Blocker(

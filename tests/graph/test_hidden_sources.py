@@ -1,13 +1,14 @@
 """Convolutions inside layers keras_taylor cannot see into are named.
 
-A custom block built from Conv layers (as keras-hub's are) is opaque until
-it is registered: the nothing-prunable error and `analyze` say which layers
+A custom block built from Conv layers that cannot be traced (here: a raw
+TensorFlow op in its call) is opaque until it is registered: the nothing-prunable error and `analyze` say which layers
 hold how many convolutions, and the line that would teach them.
 """
 
 import pytest
 
 import keras
+import tensorflow as tf
 from keras import layers
 
 import keras_taylor as kt
@@ -25,7 +26,7 @@ class ConvBlock(layers.Layer):
         self.b = layers.Conv2D(filters, 1)
 
     def call(self, x):
-        return self.b(keras.ops.relu(self.bn(self.a(x))))
+        return self.b(tf.nn.relu(self.bn(self.a(x))))  # raw TF: not traceable
 
     def get_config(self):
         return dict(super().get_config(), filters=self.filters_out)
@@ -74,7 +75,7 @@ def test_analyze_says_what_an_opaque_layer_holds():
 def test_registered_block_is_not_called_hidden():
     class Scale(layers.Layer):
         def call(self, x):
-            return x * 2.0
+            return tf.multiply(x, 2.0)
 
     inputs = keras.Input((8, 8, 3))
     x = layers.Conv2D(5, 3, name="c")(inputs)
