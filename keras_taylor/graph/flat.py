@@ -200,7 +200,17 @@ def _producer_name(tensor):
 
 
 def _copy_operation(op, config=None, name=None, cls=None):
-    """A fresh `cls` (`op`'s class by default) with `config` (`op`'s by default)."""
+    """A fresh `cls` (`op`'s class by default) with `config` (`op`'s by default).
+
+    A layer left as it was (its own class and config) whose config does not
+    make it again (a bug of the layer's, e.g. keras-hub 0.32's
+    `HierarchicalTransformerEncoder`) is made again by its constructor, from
+    the arguments Keras recorded when it was built, so a layer keras-taylor
+    never changes cannot stop the model from being wrapped. Never the
+    object itself: the copies are trained and pruned, and the model passed
+    in must not change.
+    """
+    given = config
     config = dict(_safe_config(op) if config is None else config)
     if name is not None and "name" in config:
         config["name"] = name
@@ -210,13 +220,37 @@ def _copy_operation(op, config=None, name=None, cls=None):
         with _compat.safe_mode_scope(False):
             return (cls or type(op)).from_config(config)
     except Exception as exc:
-        if isinstance(op, keras.layers.Layer):
+        if not isinstance(op, keras.layers.Layer):
+            return op  # stateless keras op without a usable config: reuse it
+        own = given is None or (cls in (None, type(op)) and given == _safe_config(op))
+        made = _construct_again(op, name) if own else None
+        if made is None:
             raise UnsupportedModelError(
                 f"layer '{op.name}' ({type(op).__name__}) cannot be re-created "
                 f"from its config: {exc}. Give it a working get_config() and "
                 "register it with keras.saving.register_keras_serializable()."
             ) from exc
-        return op  # stateless keras op without a usable config: reuse it
+        return made
+
+
+def _construct_again(layer, name):
+    """`layer`'s class called with the arguments it was constructed with, or None."""
+    arguments = _compat.constructor_arguments(layer)
+    if arguments is None:
+        return None
+    arguments["name"] = name or layer.name
+    try:
+        return type(layer)(**arguments)
+    except Exception:
+        return None
+
+
+def _copy_layer(op, config, name, cls):
+    """`_copy_operation`, then (for layers Keras does not define) saved without build shapes."""
+    made = _copy_operation(op, config, name, cls)
+    if isinstance(made, keras.layers.Layer) and not type(made).__module__.startswith(("keras.", "keras_taylor.")):
+        _compat.build_when_called(made)
+    return made
 
 
 class Rebuild:
@@ -273,7 +307,7 @@ def replay(flat, rebuild, name=None, tensor_map=None):
         key = id(node.layer)
         first_call = key not in made
         if first_call:
-            made[key] = _copy_operation(node.layer, rebuild.config(node), node.name, rebuild.layer_class(node))
+            made[key] = _copy_layer(node.layer, rebuild.config(node), node.name, rebuild.layer_class(node))
         layer = made[key]
         tensor_dict = {
             id(symbolic): value
