@@ -33,6 +33,18 @@ class LayerNode:
 
 
 @dataclasses.dataclass
+class SubModelCall:
+    """A call of a nested model: its nodes are `nodes[start:end]` of the flat graph."""
+
+    model: object
+    keras_node: object
+    inputs: list
+    outputs: list
+    start: int
+    end: int
+
+
+@dataclasses.dataclass
 class FlatGraph:
     """A model read by `read_model`: its layer calls in execution order."""
 
@@ -45,6 +57,7 @@ class FlatGraph:
     nodes: list
     input_names: list
     output_names: list
+    calls: list = dataclasses.field(default_factory=list)  # SubModelCall, outermost first
 
 
 def _as_functional(model, where):
@@ -93,6 +106,7 @@ class _Reader:
         self.where = where
         self.tensors, self.keys = {}, {}
         self.nodes, self.names_taken, self.layer_names = [], set(), {}
+        self.calls = []
 
     def tensor_id(self, scope, tensor):
         key = (scope, id(tensor))
@@ -137,9 +151,13 @@ class _Reader:
         inner_scope = scope + (len(self.keys), id(model))
         for inner_in, tid in zip(inner.inputs, in_ids):
             self.keys[(inner_scope, id(inner_in))] = tid
+        call = SubModelCall(model, node, list(in_ids), [], len(self.nodes), None)
+        self.calls.append(call)
         self.walk(inner, inner_scope, model.name)
         for inner_out, outer_out in zip(inner.outputs, node.outputs):
             self.keys[(scope, id(outer_out))] = self.keys[(inner_scope, id(inner_out))]
+        call.outputs = [self.keys[(scope, id(t))] for t in node.outputs]
+        call.end = len(self.nodes)
 
     def add_node(self, op, node, scope, scope_name, in_ids):
         out_ids = [self.tensor_id(scope, t) for t in node.outputs]
@@ -191,6 +209,7 @@ def read_model(model, where="model"):
         nodes=reader.nodes,
         input_names=[_compat.producer(t).name for t in functional.inputs],
         output_names=[_producer_name(t) for t in functional.outputs],
+        calls=reader.calls,
     )
 
 
@@ -274,8 +293,124 @@ class Rebuild:
         """True to drop `node` (it must have one input and one output)."""
         return False
 
+    def keeps_whole(self, nodes):
+        """True when a nested model whose layer calls are `nodes` may be copied whole.
+
+        Only where this replay changes none of them (no class, config,
+        weight or argument, no mask at their inputs): the copy is then the
+        nested model's own kind (a keras-hub backbone stays one), and saves
+        and loads as the nested model did.
+        """
+        return False
+
     def wrap_input(self, node, k, value):
         return value
+
+
+def _kept_calls(flat, rebuild):
+    """`{start: SubModelCall}` of the outermost nested calls `replay` copies whole."""
+    calls_of = {}
+    for node in flat.nodes:
+        calls_of[id(node.layer)] = calls_of.get(id(node.layer), 0) + 1
+    kept, covered = {}, -1
+    for call in flat.calls:
+        nodes = flat.nodes[call.start:call.end]
+        if call.start < covered or not nodes:
+            continue
+        inside = {}
+        for node in nodes:
+            inside[id(node.layer)] = inside.get(id(node.layer), 0) + 1
+        if any(calls_of[key] != count for key, count in inside.items()):
+            continue  # a layer also called outside: one copy must serve both
+        if rebuild.keeps_whole(nodes):
+            kept[call.start] = call
+            covered = call.end
+    return kept
+
+
+def _clone_whole(model):
+    """A copy of the nested `model` (its own class, config and weights), or None."""
+    try:
+        clone = _copy_layer(model, None, model.name, None)
+    except UnsupportedModelError:
+        return None
+    if clone is model or not isinstance(clone, keras.Model):
+        return None
+    try:
+        clone.set_weights(model.get_weights())
+    except Exception:
+        return None
+    stack = [clone]
+    while stack:
+        for layer in stack.pop().layers:
+            if isinstance(layer, keras.Model):
+                stack.append(layer)
+            elif not type(layer).__module__.startswith(("keras.", "keras_taylor.")):
+                _compat.build_when_called(layer)
+    return clone
+
+
+def _inner_tensors(flat, call, clone):
+    """`{tensor id of flat: the clone's own tensor}` for the calls inside `call`, or None.
+
+    What `ChannelGraph.carried_to` needs to find the nested layers again in
+    the model `replay` makes; None when the clone's layer calls do not line
+    up with the original's (then the call is replayed layer by layer).
+    """
+    try:
+        inner = read_model(clone)
+    except Exception:
+        return None
+    old = flat.nodes[call.start:call.end]
+    if len(old) != len(inner.nodes):
+        return None
+    mapping = {}
+    for a, b in zip(old, inner.nodes):
+        if getattr(a.layer, "name", None) != getattr(b.layer, "name", None) or a.output_shapes != b.output_shapes:
+            return None
+        for tid, tensor in zip(a.outputs, b.keras_node.outputs):
+            mapping[tid] = tensor
+    return mapping
+
+
+def _call_whole(flat, call, values, made, inner_map):
+    """Calls a copy of `call`'s nested model on the replayed inputs; False if it cannot."""
+    key = id(call.model)
+    clone = made.get(key) or _clone_whole(call.model)
+    if clone is None:
+        return False
+    if inner_map is not None:
+        mapping = _inner_tensors(flat, call, clone)
+        if mapping is None:
+            return False
+        inner_map.update(mapping)
+    made[key] = clone
+    tensor_dict = {
+        id(symbolic): values[tid] for symbolic, tid in zip(call.keras_node.input_tensors, call.inputs)
+    }
+    args, kwargs = call.keras_node.arguments.fill_in(tensor_dict)
+    for tid, out in zip(call.outputs, tree.flatten(clone(*args, **kwargs))):
+        values[tid] = out
+    return True
+
+
+def _replay_node(node, rebuild, values, made):
+    """Makes (or reuses) `node`'s layer and calls it on the replayed inputs."""
+    ins = [rebuild.wrap_input(node, k, values[t]) for k, t in enumerate(node.inputs)]
+    if rebuild.skip(node):
+        values[node.outputs[0]] = ins[0]
+        return
+    key = id(node.layer)
+    first_call = key not in made
+    if first_call:
+        made[key] = _copy_layer(node.layer, rebuild.config(node), node.name, rebuild.layer_class(node))
+    layer = made[key]
+    tensor_dict = {id(symbolic): value for symbolic, value in zip(node.keras_node.input_tensors, ins)}
+    args, kwargs = rebuild.arguments(node, *node.keras_node.arguments.fill_in(tensor_dict))
+    for tid, out in zip(node.outputs, tree.flatten(layer(*args, **kwargs))):
+        values[tid] = out
+    if first_call and isinstance(layer, keras.layers.Layer) and layer.weights:
+        layer.set_weights(rebuild.weights(node))
 
 
 def replay(flat, rebuild, name=None, tensor_map=None):
@@ -289,36 +424,26 @@ def replay(flat, rebuild, name=None, tensor_map=None):
             to the new model's symbolic tensors, so a caller can carry what
             it knows about `flat` over to the new model without reading it.
     """
-    values = {} if tensor_map is None else tensor_map
-    made = {}
-    new_inputs = []
+    values, made, new_inputs = {}, {}, []
+    inner_map = None if tensor_map is None else {}
     for tid, input_name in zip(flat.inputs, flat.input_names):
         symbolic = flat.tensors[tid]
         tensor = keras.Input(batch_shape=symbolic.shape, dtype=symbolic.dtype, name=input_name)
         values[tid] = tensor
         new_inputs.append(tensor)
-    for node in flat.nodes:
-        ins = [
-            rebuild.wrap_input(node, k, values[t]) for k, t in enumerate(node.inputs)
-        ]
-        if rebuild.skip(node):
-            values[node.outputs[0]] = ins[0]
+    kept = _kept_calls(flat, rebuild)
+    index = 0
+    while index < len(flat.nodes):
+        call = kept.get(index)
+        if call is not None and _call_whole(flat, call, values, made, inner_map):
+            index = call.end
             continue
-        key = id(node.layer)
-        first_call = key not in made
-        if first_call:
-            made[key] = _copy_layer(node.layer, rebuild.config(node), node.name, rebuild.layer_class(node))
-        layer = made[key]
-        tensor_dict = {
-            id(symbolic): value
-            for symbolic, value in zip(node.keras_node.input_tensors, ins)
-        }
-        args, kwargs = rebuild.arguments(node, *node.keras_node.arguments.fill_in(tensor_dict))
-        outs = tree.flatten(layer(*args, **kwargs))
-        for tid, out in zip(node.outputs, outs):
-            values[tid] = out
-        if first_call and isinstance(layer, keras.layers.Layer) and layer.weights:
-            layer.set_weights(rebuild.weights(node))
+        node = flat.nodes[index]
+        index += 1
+        _replay_node(node, rebuild, values, made)
+    if tensor_map is not None:
+        tensor_map.update(values)
+        tensor_map.update(inner_map)  # inside a nested copy: its own tensors
     outputs = [values[t] for t in flat.outputs]
     return keras.Model(
         tree.pack_sequence_as(flat.inputs_struct, new_inputs),

@@ -25,6 +25,11 @@ class InsertMasks(Rebuild):
     def layer_class(self, node):
         return handlers.training_class(type(node.layer))
 
+    def keeps_whole(self, nodes):
+        # no mask inside, nothing to slice later: the nested model is copied
+        # as it is (its batch norms are not swapped for fused ones)
+        return not self.graph.touches_prunable(nodes)
+
     def wrap_input(self, node, k, value):
         if not handlers.get_handler(node.layer).consumes:
             return value
