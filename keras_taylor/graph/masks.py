@@ -7,7 +7,8 @@ the copy: inserting masks changes no channel group.
 from keras_taylor import handlers
 from keras_taylor.errors import NothingPrunableError
 from keras_taylor.graph.channels import ChannelGraph
-from keras_taylor.graph.flat import Rebuild, read_model, replay
+from keras_taylor.graph.flat import read_model
+from keras_taylor.graph.replay import Rebuild, replay
 from keras_taylor.graph.opaque import hidden_sources
 from keras_taylor.masking import ChannelMask
 

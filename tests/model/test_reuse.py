@@ -115,3 +115,46 @@ def test_stripped_model_with_a_tuple_shape_layer_reloads_in_safe_mode(tmp_path):
     loaded = keras.saving.load_model(tmp_path / "small.keras", safe_mode=True)
     assert_outputs_close(small(x, training=False), loaded(x, training=False))
     assert loaded.get_layer("c1").filters == 3
+
+
+@keras.saving.register_keras_serializable(package="test_reuse")
+class HubStyleBackbone(keras.Model):
+    """A backbone made again by its constructor when loaded (keras-hub's pattern), holding a
+    layer whose own config is broken: it loads only as this class, not as a plain functional model."""
+
+    def __init__(self, filters=4, **kwargs):
+        inputs = keras.Input((8, 8, 3))
+        x = layers.Conv2D(filters, 3, padding="same", name="stem")(inputs)
+        super().__init__(inputs, BrokenConfigScale(2.0, name="scale")(x), **kwargs)
+        self.filters = filters
+
+    def get_config(self):
+        return {"filters": self.filters, "name": self.name}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+def test_untouched_nested_backbone_stays_nested_and_reloads(tmp_path):
+    backbone = HubStyleBackbone(4, name="backbone")
+    inputs = keras.Input((8, 8, 3))
+    x = layers.ReLU()(layers.Conv2D(8, 3, padding="same", name="c1")(backbone(inputs)))
+    model = randomize_weights(keras.Model(inputs, head(x)))
+    before = [w.copy() for w in model.get_weights()]
+    pm = kt.TaylorPrunableModel(model)
+    copy = pm.net.get_layer("backbone")
+    assert type(copy) is HubStyleBackbone and copy is not backbone
+    alive = pm.alive.copy()
+    alive[pm.channel_graph.layer_units["c1"][:3]] = False
+    pm.set_unit_alive(alive)
+    x = rand((2, 8, 8, 3))
+    small = assert_masked_equals_stripped(pm, x)
+    assert type(small.get_layer("backbone")) is HubStyleBackbone
+    assert small.get_layer("c1").filters == 5
+    small.save(tmp_path / "small.keras")
+    loaded = keras.saving.load_model(tmp_path / "small.keras", safe_mode=True)
+    assert_outputs_close(small(x, training=False), loaded(x, training=False))
+    compiled(pm, loss="mse", metrics=None).fit(x, np.ones((2, 3)), epochs=1, verbose=0)
+    for a, b in zip(before, model.get_weights()):
+        np.testing.assert_array_equal(a, b)
