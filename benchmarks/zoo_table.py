@@ -1,8 +1,8 @@
 """The zoo table: every `keras.applications` architecture, pruned and stripped.
 
 For each architecture (random weights, the smallest input size it accepts,
-logits as outputs): wrap it in `kt.TaylorPrunableModel` (ConvNeXt with
-`prune_dense=True`: every conv group reaches a LayerNormalization), score one
+logits as outputs): wrap it in `kt.TaylorPrunableModel` with default
+settings (ConvNeXt included: its LayerNormalizations are masked exactly), score one
 random batch of 2 with the Taylor criterion, prune 30% of the prunable filter
 groups, strip, and compare the masked and stripped outputs in inference mode.
 Each architecture runs in its own subprocess, so memory is returned and one
@@ -94,7 +94,7 @@ def run_one(name):
     )
     params_before = model.count_params()
     t = time.perf_counter()
-    pm = kt.TaylorPrunableModel(model, prune_dense=name.startswith("ConvNeXt"))
+    pm = kt.TaylorPrunableModel(model)
     timer["wrap"] = time.perf_counter() - t
 
     rng = np.random.default_rng(0)
@@ -220,9 +220,8 @@ def document(results, wall):
         "as outputs (`classifier_activation=None`) and the smallest input size "
         "Keras accepts (32x32; 75x75 for InceptionV3 and InceptionResNetV2; "
         "71x71 for Xception). It is wrapped in `kt.TaylorPrunableModel` "
-        "(ConvNeXt with `prune_dense=True`, because every one of its conv "
-        "channel groups reaches a LayerNormalization, which normalises over "
-        "the channels and blocks), scored on one random batch of 2 images "
+        "with default settings (ConvNeXt included: its LayerNormalizations "
+        "normalise over the kept channels only), scored on one random batch of 2 images "
         "(Taylor criterion, categorical cross-entropy on random labels), "
         "30% of its prunable filter groups are pruned with `update_prunables`, "
         "and `kt.strip_pruning` makes the smaller model. The same checks run "

@@ -21,6 +21,12 @@ class _Strip(Rebuild):
     def skip(self, node):
         return isinstance(node.layer, ChannelMask)
 
+    def keeps_whole(self, nodes):
+        # no channel group that may be pruned reaches it: nothing in it changes
+        return not self.graph.touches_prunable(nodes) and not any(
+            isinstance(n.layer, ChannelMask) for n in nodes
+        )
+
     def config(self, node):
         handler = handlers.get_handler(node.layer)
         return handler.new_config(node, node.config, self.graph.keep(node, self.alive))

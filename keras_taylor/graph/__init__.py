@@ -12,13 +12,8 @@ from keras_taylor.graph.channels import (
     sliced_shapes,
 )
 from keras_taylor.graph.opaque import HiddenSources, hidden_sources
-from keras_taylor.graph.flat import (
-    FlatGraph,
-    LayerNode,
-    Rebuild,
-    read_model,
-    replay,
-)
+from keras_taylor.graph.flat import FlatGraph, LayerNode, SubModelCall, read_model
+from keras_taylor.graph.replay import Rebuild, replay
 
 __all__ = [
     "ChannelGraph",
@@ -28,6 +23,7 @@ __all__ = [
     "LayerNode",
     "Options",
     "Rebuild",
+    "SubModelCall",
     "hidden_sources",
     "read_model",
     "replay",

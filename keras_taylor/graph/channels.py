@@ -270,6 +270,13 @@ class ChannelGraph:
         pick = lambda t: np.flatnonzero(alive[self.tensor_units[t]])  # noqa: E731
         return Keep([pick(t) for t in node.inputs], [pick(t) for t in node.outputs])
 
+    def touches_prunable(self, nodes):
+        """True when a channel group that may be pruned flows into or out of one of `nodes`."""
+        prunable = self.unit_prunable
+        return any(
+            prunable[self.tensor_units[t]].any() for node in nodes for t in node.inputs + node.outputs
+        )
+
     def blockers_of(self, layer_name):
         """(layer, reason) pairs that stop `layer_name`'s channels."""
         units = self.layer_units.get(layer_name)

@@ -5,14 +5,13 @@ shared layers, and custom layers or subclassed models opened by tracing,
 see `trace.py`, included) into a `FlatGraph`: `LayerNode`s in execution
 order, each naming its input and output tensors by integer id.
 
-`replay` rebuilds a flat graph with new layers (copies, masked or sliced),
-asking a `Rebuild` how to make each one.
+`keras_taylor.graph.replay` rebuilds a flat graph with new layers (copies,
+masked or sliced), asking a `Rebuild` how to make each one.
 """
 
 import dataclasses
 
 import keras
-from keras import tree
 
 from keras_taylor import _compat
 from keras_taylor.errors import UnsupportedModelError
@@ -36,6 +35,18 @@ class LayerNode:
 
 
 @dataclasses.dataclass
+class SubModelCall:
+    """A call of a nested model: its nodes are `nodes[start:end]` of the flat graph."""
+
+    model: object
+    keras_node: object
+    inputs: list
+    outputs: list
+    start: int
+    end: int
+
+
+@dataclasses.dataclass
 class FlatGraph:
     """A model read by `read_model`: its layer calls in execution order."""
 
@@ -48,6 +59,7 @@ class FlatGraph:
     nodes: list
     input_names: list
     output_names: list
+    calls: list = dataclasses.field(default_factory=list)  # SubModelCall, outermost first
 
 
 def _as_functional(model, where):
@@ -92,6 +104,7 @@ class _Reader:
         self.where = where
         self.tensors, self.keys = {}, {}
         self.nodes, self.names_taken, self.layer_names = [], set(), {}
+        self.calls = []
 
     def tensor_id(self, scope, tensor):
         key = (scope, id(tensor))
@@ -138,9 +151,13 @@ class _Reader:
         inner_scope = scope + (len(self.keys), id(model))
         for inner_in, tid in zip(inner.inputs, in_ids):
             self.keys[(inner_scope, id(inner_in))] = tid
+        call = SubModelCall(model, node, list(in_ids), [], len(self.nodes), None)
+        self.calls.append(call)
         self.walk(inner, inner_scope, model.name)
         for inner_out, outer_out in zip(inner.outputs, node.outputs):
             self.keys[(scope, id(outer_out))] = self.keys[(inner_scope, id(inner_out))]
+        call.outputs = [self.keys[(scope, id(t))] for t in node.outputs]
+        call.end = len(self.nodes)
 
     def walk_traced(self, op, node, scope, scope_name, in_ids):
         """Reads a custom layer (or subclassed model) through its traced call.
@@ -217,103 +234,10 @@ def read_model(model, where="model"):
         nodes=reader.nodes,
         input_names=[_compat.producer(t).name for t in functional.inputs],
         output_names=[_producer_name(t) for t in functional.outputs],
+        calls=reader.calls,
     )
 
 
 def _producer_name(tensor):
     operation = _compat.producer(tensor)
     return operation.name if operation is not None else str(tensor.name)
-
-
-def _copy_operation(op, config=None, name=None, cls=None):
-    """A fresh `cls` (`op`'s class by default) with `config` (`op`'s by default)."""
-    config = dict(_safe_config(op) if config is None else config)
-    if name is not None and "name" in config:
-        config["name"] = name
-    try:
-        # The op is a live object of the caller's own model, not an
-        # untrusted file, so Lambda layers may be re-created.
-        with _compat.safe_mode_scope(False):
-            return (cls or type(op)).from_config(config)
-    except Exception as exc:
-        if isinstance(op, keras.layers.Layer):
-            raise UnsupportedModelError(
-                f"layer '{op.name}' ({type(op).__name__}) cannot be re-created "
-                f"from its config: {exc}. Give it a working get_config() and "
-                "register it with keras.saving.register_keras_serializable()."
-            ) from exc
-        return op  # stateless keras op without a usable config: reuse it
-
-
-class Rebuild:
-    """How `replay` makes each layer; subclasses change config and weights."""
-
-    def config(self, node):
-        return node.config
-
-    def weights(self, node):
-        return node.layer.get_weights()
-
-    def layer_class(self, node):
-        """The class of the copy (one with the same config and weights)."""
-        return type(node.layer)
-
-    def arguments(self, node, args, kwargs):
-        """The `(args, kwargs)` the copy is called with (tensors filled in)."""
-        return args, kwargs
-
-    def skip(self, node):
-        """True to drop `node` (it must have one input and one output)."""
-        return False
-
-    def wrap_input(self, node, k, value):
-        return value
-
-
-def replay(flat, rebuild, name=None, tensor_map=None):
-    """Builds a new functional model from `flat`, layer by layer.
-
-    Args:
-        flat: the `FlatGraph` to rebuild.
-        rebuild: a `Rebuild` saying how each layer is made.
-        name: the new model's name (`flat.name` by default).
-        tensor_map: an optional dict, filled with `flat`'s tensor ids mapped
-            to the new model's symbolic tensors, so a caller can carry what
-            it knows about `flat` over to the new model without reading it.
-    """
-    values = {} if tensor_map is None else tensor_map
-    made = {}
-    new_inputs = []
-    for tid, input_name in zip(flat.inputs, flat.input_names):
-        symbolic = flat.tensors[tid]
-        tensor = keras.Input(batch_shape=symbolic.shape, dtype=symbolic.dtype, name=input_name)
-        values[tid] = tensor
-        new_inputs.append(tensor)
-    for node in flat.nodes:
-        ins = [
-            rebuild.wrap_input(node, k, values[t]) for k, t in enumerate(node.inputs)
-        ]
-        if rebuild.skip(node):
-            values[node.outputs[0]] = ins[0]
-            continue
-        key = id(node.layer)
-        first_call = key not in made
-        if first_call:
-            made[key] = _copy_operation(node.layer, rebuild.config(node), node.name, rebuild.layer_class(node))
-        layer = made[key]
-        tensor_dict = {
-            id(symbolic): value
-            for symbolic, value in zip(node.keras_node.input_tensors, ins)
-        }
-        args, kwargs = rebuild.arguments(node, *node.keras_node.arguments.fill_in(tensor_dict))
-        outs = tree.flatten(layer(*args, **kwargs))
-        for tid, out in zip(node.outputs, outs):
-            values[tid] = out
-        if first_call and isinstance(layer, keras.layers.Layer) and layer.weights:
-            layer.set_weights(rebuild.weights(node))
-    outputs = [values[t] for t in flat.outputs]
-    return keras.Model(
-        tree.pack_sequence_as(flat.inputs_struct, new_inputs),
-        tree.pack_sequence_as(flat.outputs_struct, outputs),
-        name=name or flat.name,
-    )

@@ -7,7 +7,8 @@ the copy: inserting masks changes no channel group.
 from keras_taylor import handlers
 from keras_taylor.errors import NothingPrunableError
 from keras_taylor.graph.channels import ChannelGraph
-from keras_taylor.graph.flat import Rebuild, read_model, replay
+from keras_taylor.graph.flat import read_model
+from keras_taylor.graph.replay import Rebuild, replay
 from keras_taylor.graph.opaque import hidden_sources
 from keras_taylor.masking import ChannelMask
 
@@ -24,6 +25,11 @@ class InsertMasks(Rebuild):
 
     def layer_class(self, node):
         return handlers.training_class(type(node.layer))
+
+    def keeps_whole(self, nodes):
+        # no mask inside, nothing to slice later: the nested model is copied
+        # as it is (its batch norms are not swapped for fused ones)
+        return not self.graph.touches_prunable(nodes)
 
     def wrap_input(self, node, k, value):
         if not handlers.get_handler(node.layer).consumes:
