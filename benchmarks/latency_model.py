@@ -107,6 +107,7 @@ def one(name, model, runtime, samples, runs):
     coefficients = ", ".join(f"{k} {v:.3g}" for k, v in prof.coefficients.items())
     print(f"{name} {where}: profile built in {built:.0f} s from {samples} variants; worst fit error on "
           f"them {100 * fit_error:.1f}%; coefficients {coefficients}", flush=True)
+    print(prof.samples.round(4).to_string(), flush=True)
     return rows, [name, where, f"{built:.0f}", f"{100 * fit_error:.1f}%", f"{prof.fixed_ms:.3f}"]
 
 

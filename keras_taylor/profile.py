@@ -62,7 +62,7 @@ KINDS = ("conv", "pointwise", "depthwise", "dense")
 FEATURES = ("fixed",) + KINDS + ("activations", "inputs")
 ROUND_TO = 8  # variants keep multiples of 8 channels: XNNPACK's fast paths, as round_to=8 pruning does
 LOWEST_KEEP = 0.1  # variants keep 10-100% of each layer, the range pruning goes to
-CACHE_VERSION = 3
+CACHE_VERSION = 4
 
 
 class LatencyProfile:
@@ -246,12 +246,20 @@ def features(graph, alive_sets):
 
 
 def fit(x, ms):
-    """Non-negative coefficients of `ms ~ x`, by column-scaled NNLS (unused columns: 0)."""
+    """Non-negative coefficients of `ms ~ x` by column-scaled NNLS in relative error.
+
+    Each variant's row is divided by its time, so the fit minimises relative,
+    not absolute, errors: in milliseconds the unpruned and wide variants
+    outweigh the heavily pruned ones, whose time is mostly the fixed part,
+    and the fixed part came out too small (MobileNetV2 on LiteRT: 0), which
+    made pruned models look faster than they ran. Unused columns: 0.
+    """
     from scipy.optimize import nnls
 
+    ms = np.asarray(ms, dtype=np.float64)
     scale = np.abs(x).max(axis=0)
     used = scale > 0
-    solution, _ = nnls(x[:, used] / scale[used], np.asarray(ms, dtype=np.float64))
+    solution, _ = nnls(x[:, used] / scale[used] / ms[:, None], np.ones_like(ms))
     theta = np.zeros(x.shape[1])
     theta[used] = solution / scale[used]
     return dict(zip(FEATURES, theta.tolist()))
