@@ -8,7 +8,7 @@ as a trained network's Taylor scores do; raw global L1 on random weights cuts
 whole residual branches to one filter), the model is stripped, and original and stripped models are measured in one run:
 parameters, FLOPs (`kt.analyze`'s `multiply_accumulates`), `.keras` file size, and CPU latency
 at batch 1 and batch 32, in Keras (a `tf.function` forward pass) and after
-TFLite conversion (`tf.lite.TFLiteConverter.from_keras_model`, timed with
+TFLite conversion (`kt.latency`'s `TFLiteConverter.from_concrete_functions` of the traced forward pass, timed with
 `tf.lite.Interpreter`, 2 threads). The Keras runtime also times every model
 after `kt.fold_batch_norm` (TFLite's converter folds batch normalization by
 itself). Models are timed interleaved (round robin), medians reported.
@@ -264,7 +264,7 @@ def write_docs(results, s, quick):
         "Latency: median wall time of one forward pass on this 2-core CPU, original and stripped "
         f"models interleaved in one run (each sample times as many back-to-back calls as fill about "
         f"{1000 * latency.SAMPLE_SECONDS:.0f} ms, so sub-millisecond runs are not one thread wake-up away from doubling); Keras = a `tf.function` of `model(x, training=False)`; TFLite "
-        "= `TFLiteConverter.from_keras_model` (default float32, no optimisations) run by "
+        "= `TFLiteConverter.from_concrete_functions` of the traced forward pass (default float32, no optimisations) run by "
         "`tf.lite.Interpreter(num_threads=2)`; Keras folded = the same `tf.function` on "
         "`kt.fold_batch_norm(model)`, batch normalization merged into the convolutions (speedups in "
         f"those columns are against the folded original). Repeats: {s['repeats'][1]} at batch 1, "

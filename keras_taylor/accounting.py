@@ -130,7 +130,15 @@ def _kind(layer, macs):
         return "depthwise"
     if not macs:
         return "other"
-    return "dense" if "Dense" in name else "conv"
+    if "Dense" in name:
+        return "dense"
+    kernel = getattr(layer, "kernel_size", None) or ()
+    return "pointwise" if kernel and all(k == 1 for k in kernel) else "conv"
+
+
+def _positions(shape):
+    """Spatial positions of a `(batch, ..., channels)` shape (1 for a vector)."""
+    return float(np.prod([d or 1 for d in shape[1:-1]])) if shape else 1.0
 
 
 def layer_cost_tables(channel_graph):
@@ -143,15 +151,17 @@ def layer_cost_tables(channel_graph):
     first call; its work at every call.
 
     Returns:
-        `(tables, kinds)`: `tables` maps `"learnables"`, `"macs"` and
-        `"activations"` (output elements per sample) to `costs.LayerCosts`
-        over the same rows; `kinds` is one of `"conv"`, `"depthwise"`,
-        `"dense"`, `"other"` per row.
+        `(tables, kinds)`: `tables` maps `"learnables"`, `"macs"`,
+        `"activations"` (output elements per sample) and `"inputs"` (input
+        elements per sample that a layer with weights reads) to
+        `costs.LayerCosts` over the same rows; `kinds` is one of `"conv"`,
+        `"pointwise"` (1x1 convolution), `"depthwise"`, `"dense"`, `"other"`
+        per row.
     """
     graph = channel_graph
     seen = set()
     names, ins, outs, kinds = [], [], [], []
-    coef = {k: [] for k in ("learnables", "macs", "activations")}
+    coef = {k: [] for k in ("learnables", "macs", "activations", "inputs")}
     for node in graph.flat.nodes:
         if isinstance(node.layer, ChannelMask) or not node.outputs:
             continue
@@ -163,7 +173,7 @@ def layer_cost_tables(channel_graph):
             trainable = learnable_names(node.layer) if id(node.layer) not in seen else set()
             seen.add(id(node.layer))
             learn_c, macs_c = _fit(node, trainable, i, o)
-        positions = float(np.prod([d or 1 for d in node.output_shapes[0][1:-1]])) if node.output_shapes[0] else 1.0
+        positions = _positions(node.output_shapes[0])
         names.append(node.name)
         ins.append(i_groups)
         outs.append(o_groups)
@@ -171,6 +181,9 @@ def layer_cost_tables(channel_graph):
         coef["learnables"].append(learn_c)
         coef["macs"].append(macs_c)
         coef["activations"].append((0.0, 0.0, positions, 0.0))
+        # a layer with weights reads its whole input (im2col, packing): linear in i
+        reads = _positions(node.input_shapes[0]) if macs_c != (0.0, 0.0, 0.0, 0.0) and node.input_shapes else 0.0
+        coef["inputs"].append((0.0, reads, 0.0, 0.0))
     tables = {
         k: costs.LayerCosts(graph.num_units, names, ins, outs, np.array(v, dtype=np.float64).reshape(-1, 4))
         for k, v in coef.items()

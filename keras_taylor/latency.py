@@ -106,16 +106,25 @@ def _converter_message(exc):
 def convert(model, configure=None, what="float32"):
     """The LiteRT flatbuffer (bytes) of `model`, via `tf.lite.TFLiteConverter`.
 
-    Only LiteRT's builtin ops are allowed, so the file runs on the stock
-    interpreter of a device (TF Select "flex" ops need TensorFlow's kernels
-    linked in). `configure(converter)` sets quantization options; the
-    converter's chatter is silenced and its failure becomes one
-    `UnsupportedModelError` naming the model and the ops at fault.
+    Converts the traced inference function (`model(x, training=False)`,
+    batch size left open) with `from_concrete_functions`, which freezes the
+    weights into the graph and gives the same operators as
+    `from_keras_model`, 4-5x faster: `from_keras_model` first writes and
+    reads back a SavedModel (ResNet-20: 1.4 s against 6.5 s; MobileNetV2 at
+    96x96: 9 s against 41 s), and the latency profile converts several
+    variants of a model. Only LiteRT's builtin ops are allowed, so the file
+    runs on the stock interpreter of a device (TF Select "flex" ops need
+    TensorFlow's kernels linked in). `configure(converter)` sets
+    quantization options; the converter's chatter is silenced and its
+    failure becomes one `UnsupportedModelError` naming the model and the
+    ops at fault.
     """
     import tensorflow as tf
 
-    single_input_shape(model)
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    shape = single_input_shape(model)
+    spec = tf.TensorSpec((None, *shape), model.inputs[0].dtype or tf.float32)
+    forward = tf.function(lambda x: model(x, training=False)).get_concrete_function(spec)
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([forward])
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     if configure is not None:
         configure(converter)
@@ -181,12 +190,15 @@ def calls_per_sample(fn, sample_seconds=SAMPLE_SECONDS):
     return max(1, math.ceil(sample_seconds / max(once, 1e-6)))
 
 
-def time_interleaved(runners, runs, warmup=2, sample_seconds=SAMPLE_SECONDS):
+def time_interleaved(runners, runs, warmup=2, sample_seconds=SAMPLE_SECONDS, clock=time.perf_counter):
     """Seconds per call of each runner, one list of `runs` samples each.
 
     Runners are warmed up (`warmup` calls each: tracing, allocation) and then
     timed round robin, so a change of machine load falls on all of them
-    alike. Returns `({key: [seconds per call, ...]}, {key: calls per sample})`.
+    alike. `clock` is the wall clock by default; `time.process_time` (the
+    CPU time of this process) suits work that runs on one thread, where it
+    is the wall time an idle machine would show, however loaded this one is.
+    Returns `({key: [seconds per call, ...]}, {key: calls per sample})`.
     """
     for fn in runners.values():
         for _ in range(warmup):
@@ -195,10 +207,10 @@ def time_interleaved(runners, runs, warmup=2, sample_seconds=SAMPLE_SECONDS):
     times = {k: [] for k in runners}
     for _ in range(runs):
         for k, fn in runners.items():
-            t = time.perf_counter()
+            t = clock()
             for _ in range(calls[k]):
                 fn()
-            times[k].append((time.perf_counter() - t) / calls[k])
+            times[k].append((clock() - t) / calls[k])
     return times, calls
 
 

@@ -219,6 +219,65 @@ def test_the_profile_fits_the_timer_and_is_cached_per_key(scored, tmp_path):
     assert len(list((tmp_path / "latency").glob("*.json"))) == 3
 
 
+def test_the_cache_key_changes_with_everything_that_changes_latency(scored, monkeypatch):
+    import tensorflow as tf
+
+    from keras_taylor import profile as kt_profile
+
+    graph = scored[1].channel_graph
+    base = kt_profile.cache_key(graph, "litert", 1, 1)
+    assert kt_profile.cache_key(kt.TaylorPrunableModel(residual_model()).channel_graph, "litert", 1, 1) == base
+    inputs = keras.Input((8, 8, 3))
+    other = keras.Model(inputs, keras.layers.Dense(2)(keras.layers.Conv2D(5, 3)(inputs)))
+    changed = [kt_profile.cache_key(kt.TaylorPrunableModel(other).channel_graph, "litert", 1, 1),
+               kt_profile.cache_key(graph, "keras", 1, 1),
+               kt_profile.cache_key(graph, "litert", 2, 1),
+               kt_profile.cache_key(graph, "litert", 1, 32)]
+    monkeypatch.setattr(kt_profile, "machine", lambda: "another machine")
+    changed.append(kt_profile.cache_key(graph, "litert", 1, 1))
+    monkeypatch.undo()
+    monkeypatch.setattr(tf, "__version__", "0.0.0")
+    changed.append(kt_profile.cache_key(graph, "litert", 1, 1))
+    monkeypatch.undo()
+    monkeypatch.setattr(kt_profile, "CACHE_VERSION", kt_profile.CACHE_VERSION + 1)
+    changed.append(kt_profile.cache_key(graph, "litert", 1, 1))
+    assert base not in changed and len(set(changed)) == len(changed)
+
+
+def test_the_fit_recovers_per_kind_and_per_element_times(scored):
+    """A timer made of the model's own features (fixed, 3x3 and 1x1
+    convolution, depthwise, input elements read) is fitted exactly."""
+    from keras_taylor import accounting
+
+    graph = scored[1].channel_graph
+    tables, kinds = accounting.layer_cost_tables(graph)
+    assert {"conv", "pointwise", "depthwise", "dense"} <= set(kinds)
+    truth = {"fixed": 0.3, "conv": 2e-6, "pointwise": 5e-6, "depthwise": 9e-6, "inputs": 4e-5}
+
+    def timer(models, *args):
+        ms = []
+        for m in models:
+            table, kind = accounting.layer_cost_tables(kt.TaylorPrunableModel(m).channel_graph)
+            alive = np.ones(table["macs"].num_groups, bool)
+            macs = table["macs"].per_row(alive)
+            work = sum(truth[k] * macs[kind == k].sum() for k in ("conv", "pointwise", "depthwise"))
+            ms.append(truth["fixed"] + work + truth["inputs"] * table["inputs"].total(alive))
+        return [v / 1000 for v in ms]
+
+    profile = kt.latency_profile(scored[0], samples=10, cache_dir=False, timer=timer)
+    assert profile.samples.predicted_ms.to_numpy() == pytest.approx(profile.samples.measured_ms.to_numpy(), rel=1e-3)
+    assert all(v >= 0 for v in profile.coefficients.values())
+
+
+def test_variants_run_from_the_full_model_down_to_heavy_pruning(scored):
+    from keras_taylor import profile as kt_profile
+
+    layout = scored[1].channel_graph.layout
+    sets = kt_profile.variants(layout, 8, seed=0, round_to=1)
+    kept = [s.sum() / len(s) for s in sets]
+    assert kept[0] == 1.0 and min(kept) < 0.35 and len({round(k, 3) for k in kept}) == 8
+
+
 def test_the_cache_dir_comes_from_the_environment(scored, tmp_path, monkeypatch):
     monkeypatch.setenv("KERAS_TAYLOR_CACHE", str(tmp_path / "env"))
     kt.latency_profile(scored[0], samples=3, timer=FakeTimer())
