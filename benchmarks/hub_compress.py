@@ -24,7 +24,7 @@ VALIDATION_IMAGES = 1000
 
 
 def settings(quick):
-    return {"epochs": 2 if quick else 30, "train": 2000 if quick else 0, "max_iterations": 2 if quick else None,
+    return {"epochs": 2 if quick else 12, "train": 2000 if quick else 0, "max_iterations": 2 if quick else None,
             "fine_tune_epochs": 1 if quick else 2, "lr": 2e-3}
 
 
