@@ -1,7 +1,7 @@
 """keras-hub models whose convolutions sit inside custom block layers.
 
 MobileNetV3 (`DepthwiseConvBlock`, `InvertedResidualBlock`), EfficientNetV2
-(`FusedMBConvBlock`, `MBConvBlock`), HGNetV2 (`HGNetV2Stage`, ...) and MiT
+(`FusedMBConvBlock`, `MBConvBlock`), HGNetV2 (`HGNetV2Encoder` holding `HGNetV2Stage`s) and MiT
 (`OverlappingPatchingAndEmbedding`, `HierarchicalTransformerEncoder`) build
 their convolutions inside keras-hub layers keras-taylor has no handler for;
 they are read by tracing those layers' `call`. Each model is built from its
@@ -131,7 +131,7 @@ def prune_strip_reload(model, tmp_path, goal=GOAL, **options):
 #: its residual stream), so its Dense units are pruned too.
 CASES = {
     "MobileNetV3Small050": (mobilenet_v3_small, "DepthwiseConvBlock", {}, ()),
-    "HGNetV2B4": (hgnetv2_b4, "HGNetV2Stage", {}, (pytest.mark.slow,)),
+    "HGNetV2B4": (hgnetv2_b4, "HGNetV2Encoder", {}, (pytest.mark.slow,)),
     "EfficientNetV2RwT": (efficientnet_v2_rw_t, "FusedMBConvBlock", {}, (pytest.mark.slow,)),
     "MiTB0": (mit_b0, "HierarchicalTransformerEncoder", {"prune_dense": True}, (pytest.mark.slow,)),
 }
