@@ -27,6 +27,8 @@ def plan(quick):
         ("accuracy_requirement", ["accuracy_requirement"] + q + (["--only", "cifar10"] if quick else [])),
         ("criteria", ["criteria"] + q + (["--only", "mnist"] if quick else [])),
         ("torch_pruning_compare", ["torch_pruning_compare"] + (q or ["--kt-scoring", "default"])),
+        ("torch_pruning_macs", ["torch_pruning_macs"] + q),
+        ("round_to", ["round_to"] + q),
         ("inference", ["inference"] + q),
         ("export", ["export"] + q),
         ("overhead", ["overhead"] + q),

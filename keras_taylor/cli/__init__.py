@@ -69,6 +69,62 @@ def _rebuild_threshold(text):
     return text if text == "auto" else float(text)
 
 
+def _number(text, what):
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{what} must be a number, got {text!r}") from None
+
+
+def _goal(text):
+    """`--goal`: ("fraction", 0.3), ("speedup", 2.0) from "2x", or ("ms", 3.0) from "3ms".
+
+    Kept as a tuple so that parsing needs no TensorFlow; `run_compress`
+    turns it into a float, `kt.Speedup` or `kt.LatencyBudget`.
+    """
+    spelled = text.strip().lower()
+    if spelled.endswith("ms"):
+        ms = _number(spelled[:-2], "a latency budget such as '3ms'")
+        if not ms > 0:
+            raise argparse.ArgumentTypeError(f"a latency budget must be above 0 ms, got {text!r}")
+        return ("ms", ms)
+    if spelled.endswith("x"):
+        factor = _number(spelled[:-1], "a speedup such as '2x'")
+        if not factor > 1:
+            raise argparse.ArgumentTypeError(f"a speedup must be above 1x, got {text!r}")
+        return ("speedup", factor)
+    fraction = _number(spelled, "--goal (a fraction such as 0.3, a speedup such as '2x' or a budget such as '3ms')")
+    if not 0 < fraction < 1:
+        raise argparse.ArgumentTypeError(
+            f"a fraction goal must be in (0, 1), got {text!r} (write '2x' for a speedup, '3ms' for a latency budget)")
+    return ("fraction", fraction)
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
+
+
+def check_cost_arguments(args):
+    """The message of the first `compress` cost option that does not fit the others, or None."""
+    kind = args.goal[0]
+    if kind == "speedup" and args.cost == "learnables":
+        return f"--goal {args.goal[1]:g}x needs --cost macs or --cost latency (a speedup in learnables means nothing)"
+    if kind == "ms" and args.cost != "latency":
+        return f"--goal {args.goal[1]:g}ms needs --cost latency, got --cost {args.cost}"
+    if args.cost != "latency":
+        given = [flag for flag, value in (("--runtime", args.runtime), ("--threads", args.threads),
+                                          ("--latency-batch-size", args.latency_batch_size)) if value is not None]
+        if given:
+            return f"{', '.join(given)} only apply with --cost latency, got --cost {args.cost}"
+    return None
+
+
 def _build_parser():
     from keras_taylor import __version__
 
@@ -80,6 +136,7 @@ def _build_parser():
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for add in (_add_demo, _add_analyze, _add_compress, _add_export):
         add(sub)
+    parser.commands = sub.choices  # name -> sub-parser, for errors found after parsing
     return parser
 
 
@@ -138,10 +195,36 @@ def _add_compress(sub):
     )
     compress.add_argument("model", help="path to a .keras model (compiled, or give --loss)")
     compress.add_argument("--data", required=True, help=".npz file or image folder")
-    compress.add_argument("--goal", type=float, default=0.3, help="fraction of learnables to remove (default 0.3)")
+    compress.add_argument(
+        "--goal", type=_goal, default=("fraction", 0.3),
+        help="what to reach: a fraction of the --cost to remove (default 0.3), a speedup such as '2x' "
+             "(--cost macs or latency) or a latency budget such as '3ms' (--cost latency)",
+    )
+    compress.add_argument(
+        "--cost", default="learnables", choices=["learnables", "macs", "latency"],
+        help="what --goal and --increment count: learnables (default), multiply-accumulates, or latency "
+             "predicted by a profile measured once on --runtime (cached on disk)",
+    )
+    compress.add_argument(
+        "--round-to", type=_positive_int, default=None, metavar="N",
+        help="keep every pruned layer's channel count a multiple of N (e.g. 8 for XNNPACK)",
+    )
+    compress.add_argument(
+        "--runtime", default=None, choices=["litert", "keras"],
+        help="--cost latency: the runtime the model ships on (default litert, the LiteRT interpreter)",
+    )
+    compress.add_argument(
+        "--threads", type=_positive_int, default=None,
+        help="--cost latency: LiteRT interpreter threads (default 1) or TensorFlow's intra-op threads for "
+             "--runtime keras (default: as they are)",
+    )
+    compress.add_argument(
+        "--latency-batch-size", type=_positive_int, default=None, metavar="N",
+        help="--cost latency: samples per call the latency is measured at (default 1)",
+    )
     compress.add_argument(
         "--increment", type=float, default=0.05,
-        help="fraction of the original learnables removed per iteration (default 0.05)",
+        help="fraction of the original --cost removed per iteration (default 0.05)",
     )
     compress.add_argument("--epochs", type=int, default=1, help="fine-tuning epochs per iteration")
     compress.add_argument("--threshold", type=float, default=None, help="validation threshold of --metric")
@@ -192,6 +275,10 @@ def main(argv=None):
     if args.command is None:
         parser.print_help()
         return 2
+    if args.command == "compress":
+        problem = check_cost_arguments(args)
+        if problem:
+            parser.commands["compress"].error(problem)  # exits 2 with compress's usage line
     try:
         _import_tensorflow_quietly()
         return {"demo": run_demo, "analyze": run_analyze, "compress": run_compress, "export": run_export}[args.command](args)

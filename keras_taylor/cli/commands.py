@@ -239,7 +239,8 @@ def run_compress(args):
         raise CommandError(f"--out must end in .keras, got '{out}'")
     out.parent.mkdir(parents=True, exist_ok=True)
     pruned, info = kt.compress(
-        model, train, goal=args.goal, increment=args.increment, fine_tune_epochs=args.epochs,
+        model, train, goal=_goal(args.goal), cost=_cost(args, model), round_to=args.round_to,
+        increment=args.increment, fine_tune_epochs=args.epochs,
         validation_data=val, validation_threshold=args.threshold, metric=args.metric,
         criterion=args.criterion, batch_size=args.batch_size, rebuild_threshold=args.rebuild_threshold,
         recalibration_batches=args.recalibration_batches, verbose=args.verbose,
@@ -252,6 +253,28 @@ def run_compress(args):
     info.plot(f"{stem}.png")
     print(f"Wrote {out}, {stem}.png and {stem}.*_history.csv")
     return 0
+
+
+def _goal(parsed):
+    """The `goal` of `kt.compress` from the CLI's ("fraction" | "speedup" | "ms", number)."""
+    import keras_taylor as kt
+
+    kind, value = parsed
+    return {"fraction": lambda: value, "speedup": lambda: kt.Speedup(value), "ms": lambda: kt.LatencyBudget(ms=value)}[kind]()
+
+
+def _cost(args, model):
+    """`--cost` as `kt.compress` takes it: a name, or for latency the profile of the runtime asked for."""
+    if args.cost != "latency":
+        return args.cost
+    import keras_taylor as kt
+
+    runtime = args.runtime or "litert"
+    threads = args.threads if args.threads is not None else (1 if runtime == "litert" else None)
+    batch_size = args.latency_batch_size or 1
+    print(f"Measuring the latency profile of '{model.name}' on {runtime} ({threads or 'default'} thread(s), "
+          f"batch {batch_size}; cached on disk for later runs)...")
+    return kt.latency_profile(model, runtime=runtime, threads=threads, batch_size=batch_size)
 
 
 # ------------------------------------------------------------------- export

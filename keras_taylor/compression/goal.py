@@ -25,6 +25,19 @@ def goal_fraction(goal, original_cost):
     return goal
 
 
+def history_column(cost):
+    """The `pruning_history` column of the goal's cost ("macs_reduction", ...), None for learnables."""
+    if cost == "learnables":
+        return None
+    return f"{cost if isinstance(cost, str) else 'latency'}_reduction"
+
+
+def fewer(cost):
+    """How a line of output says that less of the cost is left: "fewer MACs", "lower predicted latency"."""
+    kind = cost if isinstance(cost, str) else "latency"
+    return {"learnables": "fewer learnables", "macs": "fewer MACs"}.get(kind, "lower predicted latency")
+
+
 def prune_arguments(cost, step, round_to):
     """The keyword arguments of `pm.update_prunables` for one step of `step`."""
     if cost == "learnables":

@@ -13,7 +13,10 @@ class PruningInfo:
 
     Attributes:
         pruning_history: DataFrame (iteration, num_learnables,
-            learnables_reduction); iteration 0 is the unpruned model.
+            learnables_reduction); iteration 0 is the unpruned model. With
+            `cost="macs"` or `"latency"` also the fraction of that cost
+            removed (`macs_reduction` or `latency_reduction`, the latter
+            as the profile predicts it).
         validation_history: DataFrame (iteration, step, loss, metric,
             is_final): step 0 is right after pruning, then each fine-tuning
             epoch; `is_final` marks the value the iteration is judged by.
@@ -26,6 +29,8 @@ class PruningInfo:
         returned_iteration: the iteration whose model was returned.
         rebuilt_iterations: iterations whose fine-tuning ran on a model
             rebuilt physically smaller (see `rebuild_threshold`).
+        cost_column: the `pruning_history` column of the goal's cost
+            (`"macs_reduction"`, `"latency_reduction"`), None for learnables.
 
     Example (the object `kt.compress` returns):
 
@@ -53,11 +58,21 @@ class PruningInfo:
     threshold: float = None
     returned_iteration: int = 0
     rebuilt_iterations: list = dataclasses.field(default_factory=list)
+    cost_column: str = None
 
     @property
     def learnables_reduction(self):
+        """Fraction of the learnables removed in the returned model."""
+        return self._returned("learnables_reduction")
+
+    @property
+    def cost_reduction(self):
+        """Fraction of the goal's cost (learnables, MACs or predicted latency) removed in the returned model."""
+        return self._returned(self.cost_column or "learnables_reduction")
+
+    def _returned(self, column):
         rows = self.pruning_history
-        return float(rows.loc[rows.iteration == self.returned_iteration, "learnables_reduction"].iloc[0])
+        return float(rows.loc[rows.iteration == self.returned_iteration, column].iloc[0])
 
     def plot(self, path=None):
         """Learnables and validation metric per iteration (matplotlib).

@@ -19,7 +19,7 @@ from keras_taylor import checkpoint, importance, report, workflow_checks
 from keras_taylor import data as data_utils
 from keras_taylor.compile_settings import compile_with
 from keras_taylor.compression import phases, seeding
-from keras_taylor.compression.goal import goal_fraction, measure, prune_arguments
+from keras_taylor.compression.goal import fewer, history_column, goal_fraction, measure, prune_arguments
 from keras_taylor.compression.info import PruningInfo
 from keras_taylor.compression.state import CompressState
 from keras_taylor.compression.stop import StopReason
@@ -136,7 +136,7 @@ class CompressionRun:
         if cost == "learnables":
             self._say_unreachable_goal()
         original_cost = None if cost == "learnables" else measure(self.pm, cost)
-        self.state = CompressState.start(self.pm.original_learnables, original_cost)
+        self.state = CompressState.start(self.pm.original_learnables, original_cost, history_column(cost))
         self.goal = goal_fraction(self.options.target.goal, self._original_cost())
         phases.baseline(self)
 
@@ -207,8 +207,11 @@ class CompressionRun:
         else:
             compile_with(best_model, self.settings, f"model '{model.name}'")
         pruned_layers = _pruned_layers(model, best_model)
+        cost = self.options.target.cost
+        column = history_column(cost)
+        columns = ["iteration", "num_learnables", "learnables_reduction"] + ([column] if column else [])
         info = PruningInfo(
-            pruning_history=pd.DataFrame(state.pruning_rows, columns=["iteration", "num_learnables", "learnables_reduction"]),
+            pruning_history=pd.DataFrame(state.pruning_rows, columns=columns),
             validation_history=pd.DataFrame(state.val_rows, columns=["iteration", "step", "loss", "metric", "is_final"]),
             training_history=pd.DataFrame(state.train_rows),
             pruned_layers=pruned_layers,
@@ -217,9 +220,13 @@ class CompressionRun:
             threshold=self.options.target.validation_threshold,
             returned_iteration=best_iteration,
             rebuilt_iterations=list(state.rebuilt_iterations),
+            cost_column=column,
         )
         self.say(info.stop_reason)
         self.say(f"Compressed network has {100 * info.learnables_reduction:.1f}% fewer learnable parameters.")
+        if column is not None:
+            self.say(f"Compressed network has {100 * info.cost_reduction:.1f}% {fewer(cost)} "
+                     f"({100 * self.goal:.1f}% asked for).")
         if pruned_layers:
             self.say(f"Pruning compressed {len(pruned_layers)} layers: " + ",".join(f'"{n}"' for n in pruned_layers))
         return best_model, info

@@ -13,6 +13,7 @@ import numpy as np
 
 from keras_taylor import workflow_checks
 from keras_taylor._verbosity import fit_verbose
+from keras_taylor.compression.goal import fewer, history_column, measure
 from keras_taylor.compression.monitor import FineTuneMonitor
 from keras_taylor.compression.seeding import iteration_seed
 from keras_taylor.compression.settle import score_until_settled
@@ -167,9 +168,11 @@ def record(run, iteration):
     """Closes the iteration's bookkeeping; returns the learnables reduction now."""
     run.planner.iteration_done()
     reduction = 1 - run.pm.num_learnables / run.state.original
-    run.state.pruning_rows.append(
-        dict(iteration=iteration, num_learnables=int(run.pm.num_learnables), learnables_reduction=float(reduction))
-    )
+    row = dict(iteration=iteration, num_learnables=int(run.pm.num_learnables), learnables_reduction=float(reduction))
+    column = history_column(run.options.target.cost)
+    if column is not None:
+        row[column] = float(1 - measure(run.pm, run.options.target.cost) / run.state.original_cost)
+    run.state.pruning_rows.append(row)
     run.state.iteration = iteration
     return reduction
 
@@ -184,9 +187,12 @@ def judge(run, iteration, monitor, pruned, reduction):
         return StopReason.NON_FINITE
     final = [r for r in run.state.val_rows if r["iteration"] == iteration and r["is_final"]]
     value = final[-1]["metric"] if final else None
+    column = history_column(target.cost)
+    cost_text = "" if column is None else (
+        f", {100 * run.state.pruning_rows[-1][column]:.1f}% {fewer(target.cost)}")
     run.say(
         f"Iteration {iteration}: {run.pm.num_learnables} learnables "
-        f"({100 * reduction:.1f}% fewer), pruned {pruned} filter groups"
+        f"({100 * reduction:.1f}% fewer{cost_text}), pruned {pruned} filter groups"
         + (f", validation {target.metric} {value:.4g}" if value is not None else "")
     )
     if target.validation_threshold is not None and not meets(value, target.validation_threshold, run.minimize):

@@ -39,9 +39,15 @@ class CompressState:
     original_cost: float = None
 
     @classmethod
-    def start(cls, original, original_cost=None):
-        """The state before any pruning: iteration 0 is the unpruned model."""
+    def start(cls, original, original_cost=None, cost_column=None):
+        """The state before any pruning: iteration 0 is the unpruned model.
+
+        `cost_column`: the history column of the goal's cost (e.g.
+        "macs_reduction"), or None for learnables.
+        """
         row = dict(iteration=0, num_learnables=int(original), learnables_reduction=0.0)
+        if cost_column is not None:
+            row[cost_column] = 0.0
         cost = None if original_cost is None else float(original_cost)
         return cls(original=int(original), pruning_rows=[row], original_cost=cost)
 

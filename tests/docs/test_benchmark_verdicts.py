@@ -175,3 +175,26 @@ def test_write_section_replaces_its_own_section_and_keeps_the_others(tmp_path):
     text = path.read_text()
     assert "third" in text and "first" not in text and "second" in text
     assert text.index("## A") < text.index("## B")
+
+
+# --- torch_pruning_macs: accuracy compared where keras-taylor first reaches each MACs target
+
+
+def test_macs_targets_are_read_where_keras_taylor_first_reaches_them():
+    from benchmarks import torch_pruning_macs
+
+    def seed(kt_reductions, kt_acc, tp_acc):
+        return {"keras": [{"iteration": i + 1, "macs_reduction": r, "accuracy": a}
+                          for i, (r, a) in enumerate(zip(kt_reductions, kt_acc))],
+                "torch": [{"iteration": i + 1, "macs_reduction": r + 0.01, "accuracy": a}
+                          for i, (r, a) in enumerate(zip(kt_reductions, tp_acc))]}
+
+    runs = [seed([0.12, 0.31, 0.52], [0.7, 0.6, 0.5], [0.6, 0.6, 0.4]),
+            seed([0.29, 0.35, 0.49], [0.8, 0.7, 0.6], [0.7, 0.5, 0.6])]
+    rows = torch_pruning_macs.at_targets(runs, [0.3, 0.5, 0.7])
+    assert [r["target"] for r in rows] == [0.3, 0.5]  # 0.7 was never reached: no row, no verdict
+    first, second = rows
+    assert first["iteration"] == [2, 2]  # 0.29 is below 0.3 by more than the tolerance
+    assert first["kt_acc"] == pytest.approx(0.65) and first["tp_acc"] == pytest.approx(0.55)
+    assert second["iteration"] == [3]  # the second seed never reached 0.5
+    assert second["kt_range"] == (0.5, 0.5) and second["tp_reduction"] == pytest.approx(0.53)

@@ -338,6 +338,12 @@ def test_compress_reaches_a_macs_speedup_with_round_to(scored):
     after = kt.analyze(pruned).multiply_accumulates.sum()
     assert before / after >= 1.5 - 1e-9
     assert info.stop_reason == "Goal reached."
+    # The history counts the goal's cost next to the learnables, from the unpruned model's.
+    history = info.pruning_history
+    assert list(history.columns) == ["iteration", "num_learnables", "learnables_reduction", "macs_reduction"]
+    assert history.macs_reduction.iloc[0] == 0.0
+    assert info.cost_reduction == pytest.approx(1 - after / before)
+    assert info.cost_reduction != pytest.approx(info.learnables_reduction)
 
 
 def test_compress_names_a_bad_cost(scored):
@@ -358,3 +364,20 @@ def test_compress_takes_a_latency_profile_and_a_budget(scored):
     assert info.stop_reason == "Goal reached."
     pm = kt.TaylorPrunableModel(pruned)
     assert profile.predict_ms(channel_graph=pm.channel_graph) <= budget + 1e-9
+    assert info.cost_reduction == pytest.approx(1 - profile.predict_ms(channel_graph=pm.channel_graph) / profile.predict_ms())
+    assert "latency_reduction" in info.pruning_history.columns
+
+
+def test_compress_says_the_cost_it_reached(scored, capsys):
+    model, x = scored[0], scored[2]
+    model.compile("sgd", "mse")
+    data = (np.repeat(x, 4, axis=0), np.zeros((16, 3), "float32"))
+    kt.compress(model, data, goal=0.3, cost="macs", increment=0.3, fine_tune_epochs=0, batch_size=4,
+                recalibration_batches=0, verbose=1)
+    out = capsys.readouterr().out
+    iteration_line = next(line for line in out.splitlines() if line.startswith("Iteration 1:"))
+    assert "fewer MACs" in iteration_line
+    assert "% fewer MACs (30.0% asked for)." in out
+    _, info = kt.compress(model, data, goal=0.3, increment=0.3, fine_tune_epochs=0, batch_size=4,
+                          recalibration_batches=0, verbose=0)
+    assert "macs_reduction" not in info.pruning_history.columns and info.cost_reduction == info.learnables_reduction

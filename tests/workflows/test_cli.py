@@ -15,10 +15,10 @@ from keras_taylor.cli import commands
 L = keras.layers
 
 
-def tiny_model(compiled=True):
+def tiny_model(compiled=True, filters=8):
     inputs = keras.Input((12, 12, 1))
-    x = L.Conv2D(8, 3, activation="relu", name="c1")(inputs)
-    x = L.Conv2D(8, 3, activation="relu", name="c2")(x)
+    x = L.Conv2D(filters, 3, activation="relu", name="c1")(inputs)
+    x = L.Conv2D(filters, 3, activation="relu", name="c2")(x)
     model = keras.Model(inputs, L.Dense(3, activation="softmax", name="head")(L.GlobalAveragePooling2D()(x)))
     if compiled:
         model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
@@ -73,8 +73,9 @@ def test_errors_are_one_line_with_nonzero_exit(tmp_path, capsys):
     assert cli.main(["compress", str(path), "--data", str(tmp_path / "bad.npz"), "--out", str(tmp_path / "o.keras")]) == 2
     assert "x_train" in capsys.readouterr().err
     np.savez(tmp_path / "ok.npz", x_train=np.zeros((8, 12, 12, 1)), y_train=np.zeros(8))
-    assert cli.main(["compress", str(path), "--data", str(tmp_path / "ok.npz"), "--goal", "2", "--out", str(tmp_path / "o.keras")]) == 2
-    assert "goal" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:  # a fraction above 1: argparse's error, with the usage line
+        cli.main(["compress", str(path), "--data", str(tmp_path / "ok.npz"), "--goal", "2", "--out", str(tmp_path / "o.keras")])
+    assert exit_info.value.code == 2 and "--goal" in capsys.readouterr().err
     args = ["compress", str(path), "--data", str(tmp_path / "ok.npz"), "--rebuild-threshold", "-1", "--out", str(tmp_path / "o.keras")]
     assert cli.main(args) == 2
     assert "rebuild_threshold" in capsys.readouterr().err
@@ -211,3 +212,85 @@ def test_demo_split_keeps_validation_apart_from_training():
     assert len(xv) == 15 and len(xt) == 85
     assert not set(xv[:, 0]) & set(xt[:, 0]) and set(xv[:, 0]) | set(xt[:, 0]) == set(range(100))
     np.testing.assert_array_equal(xt[:, 0], yt)
+
+
+# ------------------------------------------------------------ cost goals
+def test_goal_spellings_become_fractions_speedups_and_budgets():
+    assert cli._goal("0.3") == ("fraction", 0.3)
+    assert cli._goal("2x") == ("speedup", 2.0) and cli._goal("1.5X") == ("speedup", 1.5)
+    assert cli._goal("3ms") == ("ms", 3.0) and cli._goal(" 0.5ms ") == ("ms", 0.5)
+    import keras_taylor as kt
+
+    assert commands._goal(("speedup", 2.0)) == kt.Speedup(2.0)
+    assert commands._goal(("ms", 3.0)) == kt.LatencyBudget(ms=3.0)
+    assert commands._goal(("fraction", 0.3)) == 0.3
+
+
+@pytest.mark.parametrize("extra, words", [
+    (["--goal", "1.2"], "fraction goal must be in (0, 1)"),
+    (["--goal", "0.5x", "--cost", "macs"], "speedup must be above 1x"),
+    (["--goal", "0ms", "--cost", "latency"], "above 0 ms"),
+    (["--goal", "fast"], "--goal"),
+    (["--goal", "2x"], "needs --cost macs or --cost latency"),
+    (["--goal", "3ms", "--cost", "macs"], "needs --cost latency"),
+    (["--cost", "flops"], "invalid choice: 'flops'"),
+    (["--round-to", "0"], "positive integer"),
+    (["--round-to", "eight"], "positive integer"),
+    (["--cost", "macs", "--threads", "2"], "--threads only apply with --cost latency"),
+    (["--runtime", "keras", "--latency-batch-size", "4"], "--runtime, --latency-batch-size only apply"),
+])
+def test_bad_cost_options_are_argparse_errors_naming_them(extra, words, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["compress", "m.keras", "--data", "d.npz", "--out", "o.keras", *extra])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "usage: keras-taylor compress" in err and words in err and "Traceback" not in err
+
+
+def _tiny_npz(tmp_path, filters=8):
+    rng = np.random.default_rng(0)
+    x = rng.random((32, 12, 12, 1)).astype("float32")
+    np.savez(tmp_path / "d.npz", x_train=x, y_train=rng.integers(0, 3, 32))
+    tiny_model(filters=filters).save(tmp_path / "m.keras")
+    return ["compress", str(tmp_path / "m.keras"), "--data", str(tmp_path / "d.npz"), "--epochs", "0",
+            "--recalibration-batches", "0", "--batch-size", "8"]
+
+
+def test_compress_reaches_a_macs_speedup_with_round_to(tmp_path, capsys):
+    import keras_taylor as kt
+
+    out = tmp_path / "small.keras"
+    args = _tiny_npz(tmp_path) + ["--cost", "macs", "--goal", "1.5x", "--round-to", "2", "--increment", "0.2"]
+    assert cli.main(args + ["--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "fewer MACs" in printed
+    small = keras.models.load_model(out)
+    macs = [kt.analyze(m).multiply_accumulates.sum() for m in (tiny_model(), small)]
+    assert macs[0] / macs[1] >= 1.5 - 1e-9
+    assert all(layer.filters % 2 == 0 for layer in small.layers if isinstance(layer, L.Conv2D))
+    history = pd.read_csv(tmp_path / "small.pruning_history.csv")
+    assert history.macs_reduction.iloc[-1] == pytest.approx(1 - macs[1] / macs[0])
+
+
+def test_compress_latency_goal_profiles_the_runtime_asked_for(tmp_path, monkeypatch, capsys):
+    import keras_taylor as kt
+    from keras_taylor import profile
+
+    asked = []
+
+    def fake_profile(model, runtime, threads, batch_size):
+        asked.append((runtime, threads, batch_size))
+        timer = lambda models, *settings: [1e-5 + 1e-8 * int(kt.analyze(m).multiply_accumulates.sum()) for m in models]
+        return profile.latency_profile(model, runtime, threads, batch_size, samples=4, cache_dir=False, timer=timer)
+
+    monkeypatch.setattr(kt, "latency_profile", fake_profile)
+    # 32 filters a layer: the profile's variants keep multiples of 8 channels, so 8 would leave no width to vary.
+    args = _tiny_npz(tmp_path, filters=32) + ["--cost", "latency", "--goal", "0.05", "--runtime", "keras", "--threads", "2",
+                                  "--latency-batch-size", "4", "--out", str(tmp_path / "small.keras")]
+    assert cli.main(args) == 0
+    assert asked == [("keras", 2, 4)]
+    assert "lower predicted latency" in capsys.readouterr().out
+    history = pd.read_csv(tmp_path / "small.pruning_history.csv")
+    assert history.latency_reduction.iloc[-1] >= 0.05 - 1e-9
+    assert cli.main(_tiny_npz(tmp_path, filters=32) + ["--cost", "latency", "--goal", "1.1x", "--out", str(tmp_path / "b.keras")]) == 0
+    assert asked[-1] == ("litert", 1, 1)  # the defaults: LiteRT, one thread, batch 1
