@@ -41,6 +41,14 @@ other work on a shared machine only ever adds time. Per-layer tables would
 need a conversion and a timing per layer and width (hundreds for
 MobileNetV2) and still miss the fusion and the fixed cost.
 
+Next step, not built (the errors left are one-sided: the pruner removes
+what the model overrates): a closed loop for latency goals. After
+`update_prunables(cost="latency", goal=...)`, strip the chosen alive set,
+time it round robin with the unpruned model, add it to the profile's
+variants and refit, then select again from the unpruned model with the
+refitted model (one or two more conversions and timings per goal; the
+refit sees the pruner's own kind of variant, where the model erred).
+
 Profiles are cached on disk per (architecture, runtime, threads, batch,
 machine, TensorFlow version, `CACHE_VERSION`) in `$KERAS_TAYLOR_CACHE` or
 `~/.cache/keras_taylor`, so a second run costs nothing.
