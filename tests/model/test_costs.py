@@ -203,7 +203,9 @@ class FakeTimer:
 def test_the_profile_fits_the_timer_and_is_cached_per_key(scored, tmp_path):
     model = scored[0]
     timer = FakeTimer()
-    profile = kt.latency_profile(model, samples=4, cache_dir=tmp_path, timer=timer)
+    # 6 variants: round_to=8 stops this tiny model at ~45% of its MACs, so of
+    # 4 variants only 3 differ and the fixed part is not pinned down
+    profile = kt.latency_profile(model, samples=6, cache_dir=tmp_path, timer=timer)
     assert len(timer.calls) == 1 and not profile.from_cache
     assert profile.fixed_ms == pytest.approx(0.5, rel=1e-2)
     assert profile.predict_ms() == pytest.approx(profile.samples.measured_ms[0], rel=1e-2)
@@ -269,13 +271,20 @@ def test_the_fit_recovers_per_kind_and_per_element_times(scored):
     assert all(v >= 0 for v in profile.coefficients.values())
 
 
-def test_variants_run_from_the_full_model_down_to_heavy_pruning(scored):
+def test_variants_spread_evenly_over_the_macs_range(scored):
+    from keras_taylor import accounting
     from keras_taylor import profile as kt_profile
 
-    layout = scored[1].channel_graph.layout
-    sets = kt_profile.variants(layout, 8, seed=0, round_to=1)
-    kept = [s.sum() / len(s) for s in sets]
-    assert kept[0] == 1.0 and min(kept) < 0.35 and len({round(k, 3) for k in kept}) == 8
+    graph = scored[1].channel_graph
+    macs = accounting.layer_cost_tables(graph)[0]["macs"]
+    sets = kt_profile.variants(graph, 8, seed=0, round_to=1)
+    fractions = sorted(macs.total(s) / macs.total(sets[0]) for s in sets)
+    assert len(sets) == 8 and sets[0].all()
+    # from the unpruned model down to ~LOWEST_MACS, with no wide gap: the old
+    # sampler left none between ~55% of the full MACs and the full model
+    assert fractions[-1] == 1.0 and fractions[0] < kt_profile.LOWEST_MACS + 0.1
+    assert np.diff(fractions).max() < 0.25
+    assert len({round(f, 3) for f in fractions}) == 8
 
 
 def test_the_cache_dir_comes_from_the_environment(scored, tmp_path, monkeypatch):
