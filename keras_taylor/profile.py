@@ -312,6 +312,10 @@ def _measure(pm, runtime, threads, batch_size, samples, seed, timer):
     graph = pm.channel_graph
     before = pm.alive
     sets = variants(graph, samples, seed)
+    if len({a.tobytes() for a in sets}) < 3:
+        # Layers of 8 channels or fewer cannot shrink in steps of 8: aligned
+        # variants would all be the same model and the fit would see no cost.
+        sets = variants(graph, samples, seed, round_to=1)
     models = []
     try:
         for alive in sets:
@@ -323,6 +327,12 @@ def _measure(pm, runtime, threads, batch_size, samples, seed, timer):
     x = features(graph, sets)
     ms = 1000.0 * np.asarray(seconds, dtype=np.float64)
     coefficients = fit(x, ms)
+    if not any(coefficients[k] > 0 for k in FEATURES[1:]):
+        raise InvalidArgumentError(
+            f"latency_profile: the {len(sets)} variants of '{pm.net.name}' timed {ms.min():.3f}-"
+            f"{ms.max():.3f} ms on {runtime}, with no time that narrower layers remove; pruning "
+            "cannot be steered by this latency. Prune for cost='macs', or profile a larger input "
+            "or batch_size.")
     predicted = x @ np.array([coefficients[k] for k in FEATURES])
     table = pd.DataFrame({"multiply_accumulates": x[:, 1:1 + len(KINDS)].sum(axis=1).astype(np.int64),
                           "measured_ms": ms, "predicted_ms": predicted})

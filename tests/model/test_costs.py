@@ -390,3 +390,21 @@ def test_compress_says_the_cost_it_reached(scored, capsys):
     _, info = kt.compress(model, data, goal=0.3, increment=0.3, fine_tune_epochs=0, batch_size=4,
                           recalibration_batches=0, verbose=0)
     assert "macs_reduction" not in info.pruning_history.columns and info.cost_reduction == info.learnables_reduction
+
+def _narrow_model():
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(8, 3, padding="same", activation="relu")(inputs)
+    x = keras.layers.Conv2D(8, 3, padding="same", activation="relu")(x)
+    return keras.Model(inputs, keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(x)))
+
+def test_a_model_of_8_channel_layers_still_gets_distinct_variants():
+    # Aligned to 8, every variant would be the unpruned model and the fit would see no cost.
+    fake = lambda models, *args: [1e-3 + 1e-6 * m.count_params() for m in models]
+    profile = kt.latency_profile(_narrow_model(), timer=fake, cache_dir=False, samples=6)
+    assert profile.samples["multiply_accumulates"].nunique() >= 3
+    assert any(profile.coefficients[k] > 0 for k in ("conv", "depthwise", "dense", "activations"))
+
+def test_a_latency_that_no_width_changes_is_refused():
+    flat = lambda models, *args: [1e-3 for _ in models]
+    with pytest.raises(kt.InvalidArgumentError, match="cost='macs'"):
+        kt.latency_profile(_narrow_model(), timer=flat, cache_dir=False, samples=4)
