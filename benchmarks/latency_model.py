@@ -69,11 +69,12 @@ def side_by_side(graph, variants, cases, runtime, threads, batch, samples, runs)
     without the drift of machine load between building the profile and checking it."""
     import numpy as np
 
+    from keras_taylor import latency_variants
     from keras_taylor import profile as kt_profile
 
     models = variants + [c[3] for c in cases]
     ms = 1000 * np.asarray(kt_profile.time_models(models, runtime, threads, batch, runs=runs))
-    sets = kt_profile.variants(graph, samples, seed=0)
+    sets = latency_variants.variants(graph, samples, seed=0)
     theta = kt_profile.fit(kt_profile.features(graph, sets), ms[:len(variants)])
     x = kt_profile.features(graph, [c[2] for c in cases])
     return x @ np.array([theta[k] for k in kt_profile.FEATURES]), ms[len(variants):]

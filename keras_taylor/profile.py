@@ -66,17 +66,15 @@ import time
 import numpy as np
 import pandas as pd
 
-from keras_taylor import accounting, costs, latency, pruner
+from keras_taylor import accounting, costs, latency
 from keras_taylor.errors import InvalidArgumentError
+from keras_taylor.latency_variants import variants
 from keras_taylor.masking import ChannelMask
 from keras_taylor.model import TaylorPrunableModel
 from keras_taylor.surgery import strip_pruning
 
 KINDS = ("conv", "pointwise", "depthwise", "dense")
 FEATURES = ("fixed",) + KINDS + ("activations", "inputs")
-ROUND_TO = 8  # variants keep multiples of 8 channels: XNNPACK's fast paths, as round_to=8 pruning does
-LOWEST_KEEP = 0.1  # variants keep 10-100% of each layer, the range pruning goes to
-LOWEST_MACS = 0.15  # the narrowest variant keeps 15% of the full MACs; the others are spread evenly up to 100%
 CACHE_VERSION = 5
 
 
@@ -223,58 +221,6 @@ def time_models(models, runtime, threads, batch_size, runs=11):
     clock = time.process_time if threads == 1 else time.perf_counter
     times, _ = latency.time_interleaved(runners, runs, clock=clock)
     return [float(np.min(times[k])) for k in range(len(models))]
-
-
-def variants(channel_graph, count, seed, round_to=ROUND_TO):
-    """`count` alive sets: the full model, then variants whose MACs fall
-    evenly from 100% to `LOWEST_MACS` of the full model's, alternately with
-    one keep fraction for every layer (which pins the fixed part and the
-    curve) and with random per-layer fractions (which tell the layer kinds
-    apart); each layer a multiple of `round_to`.
-
-    Why the MACs are the target, not the keep fractions: a layer's MACs go
-    with its kept inputs times its kept outputs, about the keep fraction
-    squared, so keep fractions spread evenly from 10% to 100% left no
-    variant between ~55% (MobileNetV2; ResNet-20: 32%) of the full MACs
-    and the unpruned model, exactly where moderate pruning lands. Each
-    variant's scale of its keep fractions is found by bisection on its MACs.
-    """
-    layout = channel_graph.layout
-    macs = accounting.layer_cost_tables(channel_graph)[0]["macs"]
-    rng = np.random.default_rng(seed)
-    full = np.ones(layout.num_groups, bool)
-    total = macs.total(full)
-    primary = np.array([m[0][0] if m else -1 for m in layout.members])
-    out = [full]
-    for k, target in enumerate(np.linspace(1.0, LOWEST_MACS, count)[1:]):
-        shape = np.ones(layout.num_layers) if k % 2 == 0 else rng.uniform(LOWEST_KEEP, 1.0, layout.num_layers)
-        candidates = rng.permutation(layout.candidates(full))
-        draws = rng.random(len(candidates))
-
-        def at(scale, shape=shape, candidates=candidates, draws=draws):
-            keep = np.clip(scale * shape, LOWEST_KEEP, 1.0)
-            _, removed = layout.remove_in_order(candidates[draws >= keep[primary[candidates]]], full)
-            removed = pruner.round_channels(layout, full, removed, len(removed), round_to)
-            alive = pruner.without(full, removed)
-            return alive, macs.total(alive) / total
-
-        out.append(_bisect(at, 0.0, 1.0 / shape.min(), target))
-    return out
-
-
-def _bisect(at, low, high, target, steps=12, within=0.01):
-    """The alive set of `at(scale)` whose MACs fraction is nearest `target`
-    (the fraction grows with the scale); stops once `within` of it."""
-    best, best_miss = None, np.inf
-    for _ in range(steps):
-        if best_miss <= within:
-            break
-        middle = 0.5 * (low + high)
-        alive, fraction = at(middle)
-        if abs(fraction - target) < best_miss:
-            best, best_miss = alive, abs(fraction - target)
-        low, high = (middle, high) if fraction < target else (low, middle)
-    return best
 
 
 def features(graph, alive_sets):

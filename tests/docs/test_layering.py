@@ -27,6 +27,7 @@ LAYERS = [
     ["gather"],
     ["model"],
     ["surgery", "report"],
+    ["latency_variants"],
     ["profile"],
     ["folding", "callbacks"],
     ["compression", "export"],

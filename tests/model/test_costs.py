@@ -272,17 +272,16 @@ def test_the_fit_recovers_per_kind_and_per_element_times(scored):
 
 
 def test_variants_spread_evenly_over_the_macs_range(scored):
-    from keras_taylor import accounting
-    from keras_taylor import profile as kt_profile
+    from keras_taylor import accounting, latency_variants
 
     graph = scored[1].channel_graph
     macs = accounting.layer_cost_tables(graph)[0]["macs"]
-    sets = kt_profile.variants(graph, 8, seed=0, round_to=1)
+    sets = latency_variants.variants(graph, 8, seed=0, round_to=1)
     fractions = sorted(macs.total(s) / macs.total(sets[0]) for s in sets)
     assert len(sets) == 8 and sets[0].all()
     # from the unpruned model down to ~LOWEST_MACS, with no wide gap: the old
     # sampler left none between ~55% of the full MACs and the full model
-    assert fractions[-1] == 1.0 and fractions[0] < kt_profile.LOWEST_MACS + 0.1
+    assert fractions[-1] == 1.0 and fractions[0] < latency_variants.LOWEST_MACS + 0.1
     assert np.diff(fractions).max() < 0.25
     assert len({round(f, 3) for f in fractions}) == 8
 
