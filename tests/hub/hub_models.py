@@ -28,12 +28,13 @@ keras_hub = pytest.importorskip("keras_hub", reason="keras-hub is not installed 
 import keras  # noqa: E402
 
 
-def timm_config(converter, architecture):
-    """The keras-hub backbone config keras-hub makes for a timm `architecture`."""
+def timm_config(converter, architecture, **extra):
+    """The keras-hub backbone config keras-hub makes for a timm `architecture`
+    (`extra`: more keys of the timm config, e.g. `pretrained_cfg`)."""
     import importlib
 
     module = importlib.import_module(f"keras_hub.src.utils.timm.convert_{converter}")
-    return module.convert_backbone_config({"architecture": architecture})
+    return module.convert_backbone_config(dict(architecture=architecture, **extra))
 
 
 def resnet(architecture, size):

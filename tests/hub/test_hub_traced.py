@@ -17,12 +17,11 @@ model saved to `.keras` and reloaded with `safe_mode=True`.
 The small models run by default; the larger ones are marked `slow`.
 """
 
-import importlib
-
 import numpy as np
 import pytest
 
 keras_hub = pytest.importorskip("keras_hub")
+hub_models = pytest.importorskip("hub_models")
 
 import keras  # noqa: E402
 
@@ -35,45 +34,29 @@ GOAL = 0.3  # requested fraction of the learnables; at least MIN_REDUCTION must 
 MIN_REDUCTION = 0.2
 
 
-def _timm_config(module, architecture, **extra):
-    """The backbone config keras-hub's own timm converter makes for `architecture`."""
-    converter = importlib.import_module(f"keras_hub.src.utils.timm.{module}")
-    return converter.convert_backbone_config(dict(architecture=architecture, **extra))
-
-
 def mobilenet_v3_small():
     """`mobilenet_v3_small_050_imagenet`'s backbone."""
-    config = _timm_config("convert_mobilenet", "mobilenetv3_small_050")
+    config = hub_models.timm_config("mobilenet", "mobilenetv3_small_050")
     return keras_hub.models.MobileNetBackbone(image_shape=IMAGE_SHAPE, **config)
 
 
 def efficientnet_v2_rw_t():
     """`efficientnet2_rw_t_ra2_imagenet`'s backbone (FusedMBConv + MBConv)."""
-    config = _timm_config("convert_efficientnet", "efficientnet2_rw_t")
+    config = hub_models.timm_config("efficientnet", "efficientnet2_rw_t")
     return keras_hub.models.EfficientNetBackbone(image_shape=IMAGE_SHAPE, **config)
 
 
 def hgnetv2_b4():
     """`hgnetv2_b4_ssld_stage2_ft_in1k`'s backbone."""
-    config = _timm_config(
-        "convert_hgnetv2", "hgnetv2_b4", pretrained_cfg={"tag": "ssld_stage2_ft_in1k"}
+    config = hub_models.timm_config(
+        "hgnetv2", "hgnetv2_b4", pretrained_cfg={"tag": "ssld_stage2_ft_in1k"}
     )
     return keras_hub.models.HGNetV2Backbone(image_shape=IMAGE_SHAPE, **config)
 
 
 def mit_b0():
     """`mit_b0_ade20k_512`'s backbone (SegFormer-B0's MixTransformer)."""
-    return keras_hub.models.MiTBackbone(
-        layerwise_depths=[2, 2, 2, 2],
-        num_layers=4,
-        layerwise_num_heads=[1, 2, 5, 8],
-        layerwise_sr_ratios=[8, 4, 2, 1],
-        max_drop_path_rate=0.1,
-        layerwise_patch_sizes=[7, 3, 3, 3],
-        layerwise_strides=[4, 2, 2, 2],
-        hidden_dims=[32, 64, 160, 256],
-        image_shape=IMAGE_SHAPE,
-    )
+    return hub_models.mit_b0(IMAGE_SHAPE[0])
 
 
 def _batch_norms(model):
