@@ -1,11 +1,14 @@
 """A copy of a model with a `ChannelMask` wherever a channel group enters a consumer.
 
 The channel graph is built once, on the model as given, and carried over to
-the copy: inserting masks changes no channel group.
+the copy: inserting masks changes no channel group, nor does copying a
+grouped convolution that is depthwise as a `DepthwiseConv2D` (see
+`graph.depthwise`).
 """
 
 from keras_taylor import handlers
 from keras_taylor.errors import NothingPrunableError
+from keras_taylor.graph import depthwise
 from keras_taylor.graph.channels import ChannelGraph
 from keras_taylor.graph.flat import read_model
 from keras_taylor.graph.replay import Rebuild, replay
@@ -24,7 +27,20 @@ class InsertMasks(Rebuild):
         }
 
     def layer_class(self, node):
+        if depthwise.is_grouped_depthwise(node):
+            return depthwise.depthwise_class(node)
         return handlers.training_class(type(node.layer))
+
+    def config(self, node):
+        if depthwise.is_grouped_depthwise(node):
+            return depthwise.depthwise_config(node)
+        return node.config
+
+    def weights(self, node):
+        arrays = node.layer.get_weights()
+        if depthwise.is_grouped_depthwise(node):
+            return depthwise.depthwise_weights(node, arrays)
+        return arrays
 
     def keeps_whole(self, nodes):
         # no mask inside, nothing to slice later: the nested model is copied

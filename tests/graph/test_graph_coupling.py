@@ -235,7 +235,9 @@ def test_grouped_conv_with_groups_equal_channels_is_depthwise(filters):
     )
     assert_pruning_changes_output(model, pm, X2)
     small = assert_masked_equals_stripped(pm, X2, expected)
-    assert small.get_layer("g").groups == 4
+    # copied as the DepthwiseConv2D it is (graph.depthwise)
+    assert isinstance(small.get_layer("g"), layers.DepthwiseConv2D)
+    assert small.get_layer("g").depth_multiplier == per
 
 
 def test_grouped_conv_with_few_groups_blocks_its_input():
