@@ -176,7 +176,8 @@ MODELS = [
     # stripped model holds their inner layers, not HierarchicalTransformerEncoder
     # (whose get_config returns keys its __init__ refuses in keras-hub 0.32).
     # keras-hub's DropPath branches in Python on `training` and stays opaque,
-    # blocking the residual streams: without prune_dense about 18% can go.
+    # blocking the residual streams: without prune_dense, hub_table measured
+    # a max reduction of 23.5% (MiT-B0 alone: 17.6%).
     HubModel("SegFormer_b0", segformer_b0, 64, slow=True, min_reduction=0.15),
     HubModel(
         "RetinaNet_resnet50_fpn", retinanet_resnet50_fpn, 64, slow=True,
@@ -188,5 +189,5 @@ MODELS = [
     HubModel("MobileNetV3_small_050", mobilenet_v3_small, 64),
     HubModel("EfficientNetV2_rw_t", efficientnet_v2_rw_t, 64, slow=True),
     HubModel("HGNetV2_b4", hgnetv2_b4, 64, slow=True),
-    HubModel("MiT_b0", mit_b0, 64, slow=True),
+    HubModel("MiT_b0", mit_b0, 64, slow=True, min_reduction=0.15),  # 17.6% can go
 ]
