@@ -31,7 +31,20 @@ CALIBRATION_WEIGHT = 4.0
 
 @dataclasses.dataclass
 class LatencyRound:
-    """One round of `prune_to_latency`: what was predicted, and what was measured."""
+    """One round of `prune_to_latency`: what was predicted, and what was measured.
+
+    Attributes:
+        groups_pruned: channel groups the round's choice removes.
+        predicted_ms: the profile's prediction for it, before the refit.
+        measured_ms, unpruned_ms: its time and the unpruned model's, timed
+            together (ms per call); `speedup` is their ratio.
+
+    Example:
+
+    >>> from keras_taylor.latency_goal import LatencyRound
+    >>> LatencyRound(groups_pruned=3, predicted_ms=1.0, measured_ms=1.25, unpruned_ms=2.5).speedup
+    2.0
+    """
 
     groups_pruned: int
     predicted_ms: float
