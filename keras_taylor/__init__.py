@@ -45,6 +45,8 @@ _EXPORTS = {
     "Speedup": "keras_taylor.costs",
     "LatencyProfile": "keras_taylor.profile",
     "latency_profile": "keras_taylor.profile",
+    "prune_to_latency": "keras_taylor.latency_goal",
+    "LatencyRound": "keras_taylor.latency_goal",
     "measure_latency": "keras_taylor.latency",
     "register_layer": "keras_taylor.handlers",
     "recalibrate_batch_norm": "keras_taylor.recalibration",

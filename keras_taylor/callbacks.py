@@ -124,11 +124,8 @@ class TaylorPruningCallback(keras.callbacks.Callback):
             )
         self.cost = goals.check_cost(cost)
         self.round_to = goals.check_round_to(round_to)
-        if goal is not None and not isinstance(goal, (goals.Speedup, goals.LatencyBudget)) and not (
-                isinstance(goal, numbers.Real) and 0 < goal < 1):
-            raise InvalidArgumentError(f"goal must be in (0, 1), kt.Speedup or kt.LatencyBudget, got {goal!r}")
         if goal is not None:
-            goals.check_goal(goal, self.cost)
+            goals.check_overall_goal(goal, self.cost)
         if start_step < 0 or (stop_step is not None and stop_step <= start_step):
             raise InvalidArgumentError(
                 f"need 0 <= start_step < stop_step, got {start_step!r}, {stop_step!r}"

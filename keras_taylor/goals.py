@@ -54,6 +54,20 @@ def check_goal(goal, cost):
     return float(goal)
 
 
+def check_overall_goal(goal, cost):
+    """Checks the goal of a whole run (`compress`, the callback) against `cost`.
+
+    Stricter than `check_goal`: a fraction must be below 1, since a run that
+    removes every channel has nothing to hand back.
+    """
+    if isinstance(goal, (costs.Speedup, costs.LatencyBudget)):
+        return check_goal(goal, cost)
+    if isinstance(goal, bool) or not isinstance(goal, (int, float, np.floating)) or not 0 < goal < 1:
+        raise InvalidArgumentError(
+            f"goal must be a fraction in (0, 1), kt.Speedup(factor) or kt.LatencyBudget(ms=...), got {goal!r}")
+    return float(goal)
+
+
 def cost_table(cost, channel_graph, tables, profile=None):
     """The `costs.LayerCosts` of `cost` ("macs", "latency", "learnables" or a profile)."""
     if not isinstance(cost, str):

@@ -43,13 +43,10 @@ other work on a shared machine only ever adds time. Per-layer tables would
 need a conversion and a timing per layer and width (hundreds for
 MobileNetV2) and still miss the fusion and the fixed cost.
 
-Next step, not built (the errors left are one-sided: the pruner removes
-what the model overrates): a closed loop for latency goals. After
-`update_prunables(cost="latency", goal=...)`, strip the chosen alive set,
-time it round robin with the unpruned model, add it to the profile's
-variants and refit, then select again from the unpruned model with the
-refitted model (one or two more conversions and timings per goal; the
-refit sees the pruner's own kind of variant, where the model erred).
+The errors left are one-sided (the pruner removes first what the model
+overrates), so for a latency goal `kt.prune_to_latency` closes the loop:
+it times the model the pruner chose, refits with it, and chooses again
+(`keras_taylor/latency_goal.py`).
 
 Profiles are cached on disk per (architecture, runtime, threads, batch,
 machine, TensorFlow version, `CACHE_VERSION`) in `$KERAS_TAYLOR_CACHE` or
@@ -75,7 +72,7 @@ from keras_taylor.surgery import strip_pruning
 
 KINDS = ("conv", "pointwise", "depthwise", "dense")
 FEATURES = ("fixed",) + KINDS + ("activations", "inputs")
-CACHE_VERSION = 5
+CACHE_VERSION = 6
 
 
 class LatencyProfile:
@@ -86,7 +83,8 @@ class LatencyProfile:
             `dense` (ms per multiply-accumulate) and `activations` (ms per
             output element).
         samples: DataFrame of the timed variants: `multiply_accumulates`,
-            `measured_ms`, `predicted_ms`.
+            `measured_ms`, `predicted_ms`, the `weight` of each in the fit
+            and its features (`x_fixed`, `x_conv`, ...).
         key: the cache key; `runtime`, `threads`, `batch_size`.
         from_cache: whether it was read from the cache.
         layers: DataFrame, one row per layer call of the unpruned model:
@@ -105,12 +103,29 @@ class LatencyProfile:
     1.0
     """
 
-    def __init__(self, coefficients, samples, key, runtime, threads, batch_size, graph, from_cache=False):
+    def __init__(self, coefficients, samples, key, runtime, threads, batch_size, graph, from_cache=False,
+                 path=None):
         self.coefficients = {k: float(coefficients.get(k, 0.0)) for k in FEATURES}
         self.samples = samples
         self.key, self.runtime, self.threads, self.batch_size = key, runtime, threads, batch_size
         self.channel_graph = graph
         self.from_cache = from_cache
+        self.path = path
+
+    def add_samples(self, x, ms, weight):
+        """Refits with more timed models (feature rows `x`, `ms` each), each counted `weight` times.
+
+        Used by `kt.prune_to_latency` to make the model right where the
+        pruner's choices lie; the cache entry is rewritten with them.
+        """
+        old = self.samples
+        design = np.vstack([old[[f"x_{k}" for k in FEATURES]].to_numpy(), np.asarray(x, dtype=np.float64)])
+        ms = np.concatenate([old.measured_ms.to_numpy(), np.asarray(ms, dtype=np.float64)])
+        weights = np.concatenate([old.weight.to_numpy(), np.full(len(x), float(weight))])
+        self.coefficients = fit(design, ms, weights)
+        self.samples = sample_table(design, ms, self.coefficients, weights)
+        if self.path is not None:
+            save(self.path, self)
 
     @property
     def fixed_ms(self):
@@ -234,7 +249,7 @@ def features(graph, alive_sets):
     return np.array(rows)
 
 
-def fit(x, ms):
+def fit(x, ms, weights=None):
     """Non-negative coefficients of `ms ~ x` by column-scaled NNLS in relative error.
 
     Each variant's row is divided by its time, so the fit minimises relative,
@@ -242,13 +257,15 @@ def fit(x, ms):
     outweigh the heavily pruned ones, whose time is mostly the fixed part,
     and the fixed part came out too small (MobileNetV2 on LiteRT: 0), which
     made pruned models look faster than they ran. Unused columns: 0.
+    `weights` (one per row, default 1) count a row that many times.
     """
     from scipy.optimize import nnls
 
     ms = np.asarray(ms, dtype=np.float64)
+    w = np.ones_like(ms) if weights is None else np.asarray(weights, dtype=np.float64)
     scale = np.abs(x).max(axis=0)
     used = scale > 0
-    solution, _ = nnls(x[:, used] / scale[used] / ms[:, None], np.ones_like(ms))
+    solution, _ = nnls(w[:, None] * x[:, used] / scale[used] / ms[:, None], w)
     theta = np.zeros(x.shape[1])
     theta[used] = solution / scale[used]
     return dict(zip(FEATURES, theta.tolist()))
@@ -279,10 +296,18 @@ def _measure(pm, runtime, threads, batch_size, samples, seed, timer):
             f"{ms.max():.3f} ms on {runtime}, with no time that narrower layers remove; pruning "
             "cannot be steered by this latency. Prune for cost='macs', or profile a larger input "
             "or batch_size.")
+    return coefficients, sample_table(x, ms, coefficients)
+
+
+def sample_table(x, ms, coefficients, weights=None):
+    """The timed variants: MACs, measured and fitted ms, fit weight, and the feature row of each."""
     predicted = x @ np.array([coefficients[k] for k in FEATURES])
     table = pd.DataFrame({"multiply_accumulates": x[:, 1:1 + len(KINDS)].sum(axis=1).astype(np.int64),
-                          "measured_ms": ms, "predicted_ms": predicted})
-    return coefficients, table
+                          "measured_ms": ms, "predicted_ms": predicted,
+                          "weight": np.ones(len(ms)) if weights is None else weights})
+    for k, name in enumerate(FEATURES):
+        table[f"x_{name}"] = x[:, k]
+    return table
 
 
 def _check(runtime, threads, batch_size, samples):
@@ -355,15 +380,21 @@ def latency_profile(model, runtime="litert", threads=1, batch_size=1, samples=8,
         try:
             saved = json.loads(path.read_text())
             return LatencyProfile(saved["coefficients"], pd.DataFrame(saved["samples"]), key, runtime,
-                                  threads, batch_size, graph, from_cache=True)
+                                  threads, batch_size, graph, from_cache=True, path=path)
         except (ValueError, KeyError):
             pass  # a damaged entry is measured again
     coefficients, table = _measure(pm, runtime, threads, batch_size, samples, seed, timer or time_models)
+    profile = LatencyProfile(coefficients, table, key, runtime, threads, batch_size, graph, path=path)
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"coefficients": coefficients, "samples": table.to_dict("list"),
-                                   "runtime": runtime, "threads": threads, "batch_size": batch_size,
-                                   "machine": machine()}))
-        tmp.replace(path)
-    return LatencyProfile(coefficients, table, key, runtime, threads, batch_size, graph)
+        save(path, profile)
+    return profile
+
+
+def save(path, profile):
+    """Writes `profile` to its cache entry (atomically: a reader never sees half a file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"coefficients": profile.coefficients, "samples": profile.samples.to_dict("list"),
+                               "runtime": profile.runtime, "threads": profile.threads,
+                               "batch_size": profile.batch_size, "machine": machine()}))
+    tmp.replace(path)

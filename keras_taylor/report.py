@@ -122,7 +122,7 @@ def _why_not_prunable(graph, node):
         if others:
             reason += "; also blocked by " + "; ".join(others)
         return found[0][0], reason
-    if getattr(handlers.get_handler(node.layer), "role_option", None) == "prune_dense":
+    if handlers.get_handler(node.layer).role_option == "prune_dense":
         return None, PRUNE_DENSE_OFF
     return None, None
 

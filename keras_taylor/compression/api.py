@@ -108,7 +108,6 @@ def compress_with(model, ds, options, validation_data=None):
     options = dataclasses.replace(options, scoring=scoring)
     target = options.target
     cost, round_to = goals.check_cost(target.cost), goals.check_round_to(target.round_to)
-    goals.check_goal(target.goal, cost)
     options = dataclasses.replace(options, target=dataclasses.replace(target, cost=cost, round_to=round_to))
     workflow_checks.check_train_step(model)
     workflow_checks.check_mode(options.target.mode)

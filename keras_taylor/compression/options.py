@@ -64,10 +64,7 @@ class Target:
     round_to: int = None
 
     def check(self, validation_data):
-        if not isinstance(self.goal, (goals.Speedup, goals.LatencyBudget)) and not (
-            isinstance(self.goal, (int, float)) and 0 < self.goal < 1
-        ):
-            raise InvalidArgumentError(f"goal must be a fraction in (0, 1), got {self.goal!r}")
+        goals.check_overall_goal(self.goal, goals.check_cost(self.cost))
         if not (isinstance(self.increment, (int, float)) and 0 < self.increment <= 1):
             raise InvalidArgumentError(f"increment must be a fraction in (0, 1], got {self.increment!r}")
         if self.output not in OUTPUTS:

@@ -90,7 +90,8 @@ def check_readable(model, where="model"):
     _as_functional(model, where)
 
 
-def _safe_config(op):
+def config_or_empty(op):
+    """`op.get_config()`, or `{}` for the ops and odd layers that have none."""
     try:
         return op.get_config()
     except Exception:  # Ops and odd layers may have no config.
@@ -194,7 +195,7 @@ class _Reader:
                 outputs=out_ids,
                 input_shapes=[tuple(t.shape) for t in node.input_tensors],
                 output_shapes=[tuple(t.shape) for t in node.outputs],
-                config=_safe_config(op),
+                config=config_or_empty(op),
                 opaque_reason=opaque_reason,
             )
         )

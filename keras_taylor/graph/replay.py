@@ -13,7 +13,7 @@ from keras import tree
 
 from keras_taylor import _compat
 from keras_taylor.errors import UnsupportedModelError
-from keras_taylor.graph.flat import _safe_config, read_model
+from keras_taylor.graph.flat import config_or_empty, read_model
 
 
 def _copy_operation(op, config=None, name=None, cls=None):
@@ -28,7 +28,7 @@ def _copy_operation(op, config=None, name=None, cls=None):
     in must not change.
     """
     given = config
-    config = dict(_safe_config(op) if config is None else config)
+    config = dict(config_or_empty(op) if config is None else config)
     if name is not None and "name" in config:
         config["name"] = name
     try:
@@ -39,7 +39,7 @@ def _copy_operation(op, config=None, name=None, cls=None):
     except Exception as exc:
         if not isinstance(op, keras.layers.Layer):
             return op  # stateless keras op without a usable config: reuse it
-        own = given is None or (cls in (None, type(op)) and given == _safe_config(op))
+        own = given is None or (cls in (None, type(op)) and given == config_or_empty(op))
         made = _construct_again(op, name) if own else None
         if made is None:
             raise UnsupportedModelError(

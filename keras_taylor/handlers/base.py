@@ -111,6 +111,10 @@ class Handler:
     #: the node's multiply-accumulates per sample.
     position_weights = ()
 
+    #: The `graph.Options` flag that must be on for the channels this layer
+    #: creates to be pruned (`"prune_dense"`); None: no flag is needed.
+    role_option = None
+
     def propagate(self, ctx, node, ins):
         """Channel ids of each output, given those of each input."""
         return [ins[0]]

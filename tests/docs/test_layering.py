@@ -29,6 +29,7 @@ LAYERS = [
     ["surgery", "report"],
     ["latency_variants"],
     ["profile"],
+    ["latency_goal"],
     ["folding", "callbacks"],
     ["compression", "export"],
     ["cli"],

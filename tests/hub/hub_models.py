@@ -15,8 +15,14 @@ Where the configs come from (keras-hub 0.32, no network):
   RetinaNet): the constructor arguments of the preset named in the entry,
   checked by the preset metadata's parameter count.
 
-Another table (custom-layer backbones that need tracing) may sit beside this
-one; `tests/hub/test_keras_hub.py` runs every `HubModel` it is given.
+- backbones whose convolutions sit inside keras-hub block layers, opened by
+  tracing (MobileNetV3, EfficientNetV2, HGNetV2: the timm converters' configs
+  as above; MiT: `mit_b0_ade20k_512`'s constructor arguments): their builders
+  here serve both `tests/hub/test_hub_traced.py` (its own protocol) and
+  `MODELS` (the table's).
+
+`tests/hub/test_keras_hub.py` and `benchmarks/hub_table.py` run every
+`HubModel` of `MODELS`.
 """
 
 import dataclasses
@@ -90,6 +96,24 @@ def mit_b0(size):
     )
 
 
+def mobilenet_v3_small(size):
+    """`mobilenet_v3_small_050_imagenet`'s backbone (`DepthwiseConvBlock`, `InvertedResidualBlock`)."""
+    config = timm_config("mobilenet", "mobilenetv3_small_050")
+    return keras_hub.models.MobileNetBackbone(image_shape=(size, size, 3), **config)
+
+
+def efficientnet_v2_rw_t(size):
+    """`efficientnet2_rw_t_ra2_imagenet`'s backbone (`FusedMBConvBlock` + `MBConvBlock`)."""
+    config = timm_config("efficientnet", "efficientnet2_rw_t")
+    return keras_hub.models.EfficientNetBackbone(image_shape=(size, size, 3), **config)
+
+
+def hgnetv2_b4(size):
+    """`hgnetv2_b4_ssld_stage2_ft_in1k`'s backbone (`HGNetV2Encoder` holding `HGNetV2Stage`s)."""
+    config = timm_config("hgnetv2", "hgnetv2_b4", pretrained_cfg={"tag": "ssld_stage2_ft_in1k"})
+    return keras_hub.models.HGNetV2Backbone(image_shape=(size, size, 3), **config)
+
+
 def segformer_b0(size, classes=150):
     """`segformer_b0_ade20k_512`: MiT-B0, 256 projection filters, 150 ADE20k classes."""
     backbone = keras_hub.models.SegFormerBackbone(image_encoder=mit_b0(size), projection_filters=256)
@@ -152,10 +176,18 @@ MODELS = [
     # stripped model holds their inner layers, not HierarchicalTransformerEncoder
     # (whose get_config returns keys its __init__ refuses in keras-hub 0.32).
     # keras-hub's DropPath branches in Python on `training` and stays opaque,
-    # blocking the residual streams: without prune_dense about 18% can go.
+    # blocking the residual streams: without prune_dense, hub_table measured
+    # a max reduction of 23.5% (MiT-B0 alone: 17.6%).
     HubModel("SegFormer_b0", segformer_b0, 64, slow=True, min_reduction=0.15),
     HubModel(
         "RetinaNet_resnet50_fpn", retinanet_resnet50_fpn, 64, slow=True,
         preset=("retinanet_resnet50_fpn_coco", 34121239, 512, "model"),
     ),
+    # Backbones whose convolutions sit inside keras-hub block layers, which
+    # keras-taylor opens by tracing their `call` (tests/hub/test_hub_traced.py
+    # checks them with its own protocol; here they get the table's).
+    HubModel("MobileNetV3_small_050", mobilenet_v3_small, 64),
+    HubModel("EfficientNetV2_rw_t", efficientnet_v2_rw_t, 64, slow=True),
+    HubModel("HGNetV2_b4", hgnetv2_b4, 64, slow=True),
+    HubModel("MiT_b0", mit_b0, 64, slow=True, min_reduction=0.15),  # 17.6% can go
 ]

@@ -14,7 +14,9 @@ ones shrink their outputs towards zero), and then: wrapped, pruned by >= 20% of 
 checked for masked == stripped outputs (<= 1e-5 relative), and the stripped
 model saved to `.keras` and reloaded with `safe_mode=True`.
 
-The small models run by default; the larger ones are marked `slow`.
+The builders are `hub_models`' (the keras-hub table of docs/zoo.md builds
+the same models). The small models run by default; the larger ones are
+marked `slow`.
 """
 
 import numpy as np
@@ -32,31 +34,6 @@ from helpers import assert_outputs_close  # noqa: E402
 IMAGE_SHAPE = (64, 64, 3)
 GOAL = 0.3  # requested fraction of the learnables; at least MIN_REDUCTION must go
 MIN_REDUCTION = 0.2
-
-
-def mobilenet_v3_small():
-    """`mobilenet_v3_small_050_imagenet`'s backbone."""
-    config = hub_models.timm_config("mobilenet", "mobilenetv3_small_050")
-    return keras_hub.models.MobileNetBackbone(image_shape=IMAGE_SHAPE, **config)
-
-
-def efficientnet_v2_rw_t():
-    """`efficientnet2_rw_t_ra2_imagenet`'s backbone (FusedMBConv + MBConv)."""
-    config = hub_models.timm_config("efficientnet", "efficientnet2_rw_t")
-    return keras_hub.models.EfficientNetBackbone(image_shape=IMAGE_SHAPE, **config)
-
-
-def hgnetv2_b4():
-    """`hgnetv2_b4_ssld_stage2_ft_in1k`'s backbone."""
-    config = hub_models.timm_config(
-        "hgnetv2", "hgnetv2_b4", pretrained_cfg={"tag": "ssld_stage2_ft_in1k"}
-    )
-    return keras_hub.models.HGNetV2Backbone(image_shape=IMAGE_SHAPE, **config)
-
-
-def mit_b0():
-    """`mit_b0_ade20k_512`'s backbone (SegFormer-B0's MixTransformer)."""
-    return hub_models.mit_b0(IMAGE_SHAPE[0])
 
 
 def _batch_norms(model):
@@ -107,16 +84,18 @@ def prune_strip_reload(model, tmp_path, goal=GOAL, **options):
     return pm.learnables_reduction, real, stripped, relative
 
 
-#: name -> (builder, a block class it builds its convolutions in, options, marks).
+#: name -> (builder, a block class it builds its convolutions in, options, marks);
+#: the builders are `hub_models`' (the keras-hub table's too), called with
+#: the input side.
 #: MiT is a transformer: its convolutions alone (patch embeddings, the
 #: depthwise one of each MixFFN, all coupled to Dense layers) stay under 20%
 #: (`DropPath`, which decides in Python on `training`, stays opaque and blocks
 #: its residual stream), so its Dense units are pruned too.
 CASES = {
-    "MobileNetV3Small050": (mobilenet_v3_small, "DepthwiseConvBlock", {}, ()),
-    "HGNetV2B4": (hgnetv2_b4, "HGNetV2Encoder", {}, (pytest.mark.slow,)),
-    "EfficientNetV2RwT": (efficientnet_v2_rw_t, "FusedMBConvBlock", {}, (pytest.mark.slow,)),
-    "MiTB0": (mit_b0, "HierarchicalTransformerEncoder", {"prune_dense": True}, (pytest.mark.slow,)),
+    "MobileNetV3Small050": (hub_models.mobilenet_v3_small, "DepthwiseConvBlock", {}, ()),
+    "HGNetV2B4": (hub_models.hgnetv2_b4, "HGNetV2Encoder", {}, (pytest.mark.slow,)),
+    "EfficientNetV2RwT": (hub_models.efficientnet_v2_rw_t, "FusedMBConvBlock", {}, (pytest.mark.slow,)),
+    "MiTB0": (hub_models.mit_b0, "HierarchicalTransformerEncoder", {"prune_dense": True}, (pytest.mark.slow,)),
 }
 
 
@@ -125,7 +104,7 @@ CASES = {
     [pytest.param(b, k, o, marks=m, id=name) for name, (b, k, o, m) in CASES.items()],
 )
 def test_custom_blocks_are_traced_pruned_and_stripped(build, block, options, tmp_path):
-    model = build()
+    model = build(IMAGE_SHAPE[0])
     assert block in {type(layer).__name__ for layer in model.layers}
     accounted, real, stripped, _ = prune_strip_reload(model, tmp_path, **options)
     assert accounted >= MIN_REDUCTION

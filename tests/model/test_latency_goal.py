@@ -1,0 +1,96 @@
+"""`kt.prune_to_latency`: a latency goal checked by timing, with the profile refitted where it erred."""
+
+import keras
+import numpy as np
+import pytest
+
+import keras_taylor as kt
+from helpers import assert_masked_equals_stripped, inputs_like, randomize_weights
+
+
+def _model():
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(16, 3, padding="same", activation="relu")(inputs)
+    x = keras.layers.Conv2D(24, 3, padding="same", activation="relu")(x)
+    x = keras.layers.Conv2D(16, 1, activation="relu")(x)
+    outputs = keras.layers.Dense(3)(keras.layers.GlobalAveragePooling2D()(x))
+    return randomize_weights(keras.Model(inputs, outputs))
+
+
+class ConcaveTimer:
+    """0.2 ms plus a time that falls more slowly than the MACs (MACs ** 0.6).
+
+    A linear latency model fitted over the whole range of widths predicts
+    too little time for a half-pruned model (the chord of a concave curve
+    lies below it), so a speedup chosen by prediction falls short when timed.
+    """
+
+    def __init__(self):
+        self.models = 0
+
+    def __call__(self, models, runtime, threads, batch_size):
+        self.models += len(models)
+        return [2e-4 + 1e-6 * float(kt.analyze(m).multiply_accumulates.sum()) ** 0.6 for m in models]
+
+
+@pytest.fixture()
+def pm():
+    model = _model()
+    pm = kt.TaylorPrunableModel(model)
+    x = inputs_like(model, batch=4)
+    pm.update_score(x, np.zeros((4, 3)), loss="mse")
+    pm.latency_profile = kt.latency_profile(pm, samples=6, cache_dir=False, timer=ConcaveTimer())
+    return pm
+
+
+def test_prediction_alone_misses_and_measuring_again_meets_the_goal(pm):
+    scores = pm.score_sum.numpy(), pm.score_count.numpy()
+    once = kt.prune_to_latency(pm, kt.Speedup(2.0), rounds=0, timer=ConcaveTimer())
+    assert len(once) == 1 and once[0].speedup < 2.0  # the prediction said 2x
+
+    def restart(profile):
+        pm.set_unit_alive(np.ones(pm.channel_graph.num_units, bool))
+        pm.score_sum.assign(scores[0])
+        pm.score_count.assign(scores[1])
+        pm.latency_profile = profile
+
+    # the profile keeps what it learnt: the same goal is now met at once
+    restart(pm.latency_profile)
+    assert kt.prune_to_latency(pm, kt.Speedup(2.0), rounds=0, timer=ConcaveTimer())[0].speedup >= 2.0
+
+    restart(kt.latency_profile(pm, samples=6, cache_dir=False, timer=ConcaveTimer()))
+    timer = ConcaveTimer()
+    history = kt.prune_to_latency(pm, kt.Speedup(2.0), rounds=3, timer=timer)
+    assert len(history) > 1 and history[-1].speedup >= 2.0
+    assert timer.models == 2 * len(history)  # the unpruned and the chosen model, each round
+    assert history[-1].groups_pruned == int((~pm.alive).sum())  # the last choice is the one applied
+    assert float(pm.score_count.numpy().max()) == 0.0  # scores spent, as after update_prunables
+    assert_masked_equals_stripped(pm, inputs_like(pm.net, batch=2))
+
+
+def test_a_latency_budget_is_met_by_measurement(pm):
+    history = kt.prune_to_latency(pm, kt.LatencyBudget(ms=0.5), rounds=3, timer=ConcaveTimer())
+    assert history[-1].measured_ms <= 0.5
+
+
+def test_the_timings_refit_the_profile_and_its_cache_entry(tmp_path):
+    model = _model()
+    pm = kt.TaylorPrunableModel(model)
+    pm.update_score(inputs_like(model, batch=4), np.zeros((4, 3)), loss="mse")
+    profile = kt.latency_profile(pm, samples=6, cache_dir=tmp_path, timer=ConcaveTimer())
+    history = kt.prune_to_latency(pm, kt.Speedup(2.0), profile=profile, rounds=1, timer=ConcaveTimer())
+    assert len(profile.samples) == 6 + 2 * len(history)
+    assert (profile.samples.weight.to_numpy()[6:] > 1).all()
+    again = kt.latency_profile(_model(), samples=6, cache_dir=tmp_path, timer=ConcaveTimer())
+    assert again.from_cache and len(again.samples) == len(profile.samples)
+    assert again.coefficients == pytest.approx(profile.coefficients)
+
+
+def test_bad_arguments_are_named(pm):
+    with pytest.raises(kt.InvalidArgumentError, match="goal"):
+        kt.prune_to_latency(pm, 0.5)
+    with pytest.raises(kt.InvalidArgumentError, match="rounds"):
+        kt.prune_to_latency(pm, kt.Speedup(2.0), rounds=-1)
+    pm.latency_profile = None
+    with pytest.raises(kt.PruningStateError, match="latency profile"):
+        kt.prune_to_latency(pm, kt.Speedup(2.0))
