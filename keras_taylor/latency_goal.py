@@ -65,17 +65,34 @@ def _stripped(pm, alive):
         pm.set_unit_alive(before)
 
 
+def time_and_refit(profile, models, rows, timer=None):
+    """Milliseconds per call of `models`, timed together; `profile` refitted with them.
+
+    `rows`: the models' feature rows (`profile.features`), one per model.
+    """
+    seconds = (timer or profile.timer)(models, profile.runtime, profile.threads, profile.batch_size)
+    ms = 1000.0 * np.asarray(seconds, dtype=np.float64)
+    profile.add_samples(rows, ms, CALIBRATION_WEIGHT)
+    return [float(v) for v in ms]
+
+
+def time_against_unpruned(profile, unpruned, pm, timer=None):
+    """`(unpruned ms, pm's ms)`: `unpruned` (the model `profile` was made from) and `pm` stripped, timed together."""
+    full = np.ones(profile.channel_graph.num_units, bool)
+    rows = np.vstack([profiles.features(profile.channel_graph, [full]),
+                      profiles.features(pm.channel_graph, [pm.alive])])
+    return time_and_refit(profile, [unpruned, strip_pruning(pm)], rows, timer)
+
+
 def _measure_round(pm, profile, alive, timer):
     """`(unpruned ms, chosen ms)`, timed together, and the profile refitted with both."""
     full = np.ones_like(alive)
     models = [_stripped(pm, full), _stripped(pm, alive)]
-    seconds = timer(models, profile.runtime, profile.threads, profile.batch_size)
-    ms = 1000.0 * np.asarray(seconds, dtype=np.float64)
-    profile.add_samples(profiles.features(pm.channel_graph, [full, alive]), ms, CALIBRATION_WEIGHT)
-    return float(ms[0]), float(ms[1])
+    return time_and_refit(profile, models, profiles.features(pm.channel_graph, [full, alive]), timer)
 
 
-def _met(goal, unpruned_ms, ms):
+def goal_met(goal, unpruned_ms, ms):
+    """Whether `ms` meets `goal` (a `kt.Speedup` or `kt.LatencyBudget`) against `unpruned_ms`."""
     return ms <= goal.target(unpruned_ms, ms) * (1.0 + 1e-9)
 
 
@@ -98,7 +115,7 @@ def prune_to_latency(pm, goal, profile=None, rounds=2, round_to=None, timer=None
         rounds: how many times at most to choose again (0: choose once,
             measure once).
         round_to: as for `update_prunables`.
-        timer: as for `kt.latency_profile` (tests).
+        timer: as for `kt.latency_profile` (default: the profile's own).
 
     Returns:
         A list of `LatencyRound`, one per choice; the last one is applied.
@@ -131,9 +148,9 @@ def prune_to_latency(pm, goal, profile=None, rounds=2, round_to=None, timer=None
         alive = start.copy()
         alive[chosen] = False
         predicted = float(profile.predict_ms(alive, pm.channel_graph))
-        unpruned_ms, ms = _measure_round(pm, profile, alive, timer or profiles.time_models)
+        unpruned_ms, ms = _measure_round(pm, profile, alive, timer)
         history.append(LatencyRound(len(chosen), predicted, ms, unpruned_ms))
-        if _met(goal, unpruned_ms, ms):
+        if goal_met(goal, unpruned_ms, ms):
             break
     pm.set_unit_alive(alive)
     pm.reset_scores()

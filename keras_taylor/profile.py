@@ -111,6 +111,7 @@ class LatencyProfile:
         self.channel_graph = graph
         self.from_cache = from_cache
         self.path = path
+        self.timer = time_models  # what times more models for it (`kt.prune_to_latency`, `compress`)
 
     def add_samples(self, x, ms, weight):
         """Refits with more timed models (feature rows `x`, `ms` each), each counted `weight` times.
@@ -379,12 +380,15 @@ def latency_profile(model, runtime="litert", threads=1, batch_size=1, samples=8,
     if path is not None and path.exists():
         try:
             saved = json.loads(path.read_text())
-            return LatencyProfile(saved["coefficients"], pd.DataFrame(saved["samples"]), key, runtime,
-                                  threads, batch_size, graph, from_cache=True, path=path)
+            profile = LatencyProfile(saved["coefficients"], pd.DataFrame(saved["samples"]), key, runtime,
+                                     threads, batch_size, graph, from_cache=True, path=path)
+            profile.timer = timer or time_models
+            return profile
         except (ValueError, KeyError):
             pass  # a damaged entry is measured again
     coefficients, table = _measure(pm, runtime, threads, batch_size, samples, seed, timer or time_models)
     profile = LatencyProfile(coefficients, table, key, runtime, threads, batch_size, graph, path=path)
+    profile.timer = timer or time_models
     if path is not None:
         save(path, profile)
     return profile

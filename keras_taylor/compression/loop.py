@@ -15,7 +15,7 @@ import warnings
 import pandas as pd
 
 import keras
-from keras_taylor import checkpoint, importance, report, workflow_checks
+from keras_taylor import checkpoint, costs, importance, latency_goal, report, workflow_checks
 from keras_taylor import data as data_utils
 from keras_taylor.compile_settings import compile_with
 from keras_taylor.compression import phases, seeding
@@ -27,6 +27,9 @@ from keras_taylor.model import TaylorPrunableModel
 from keras_taylor.profile import latency_profile
 from keras_taylor.rebuild import RebuildPlanner
 from keras_taylor.surgery import strip_pruning
+
+#: How many times at most a latency goal reached by prediction is checked by timing.
+MAX_TIMED_CHECKS = 3
 
 
 class CompressionRun:
@@ -59,6 +62,7 @@ class CompressionRun:
         self.profile = latency_profile(model, runtime=target.runtime) if target.cost == "latency" else None
         self.goal = target.goal  # a fraction once the unpruned cost is known
         self.best_model, self.best_state = None, None
+        self.unpruned, self.timed_checks = model, 0  # for a latency goal checked by timing
 
     def run(self):
         """Returns `(pruned_model, info)`, as `compress` does."""
@@ -138,6 +142,9 @@ class CompressionRun:
         original_cost = None if cost == "learnables" else measure(self.pm, cost)
         self.state = CompressState.start(self.pm.original_learnables, original_cost, history_column(cost))
         self.goal = goal_fraction(self.options.target.goal, self._original_cost())
+        if self._timed_profile() is not None:
+            # the profile's variants are stripped models: so is what the pruned ones are timed against
+            self.unpruned = strip_pruning(self.pm)
         phases.baseline(self)
 
     def resume(self):
@@ -168,7 +175,10 @@ class CompressionRun:
         cost, original_cost = target.cost, self._original_cost()
         reduction = 1 - measure(self.pm, cost) / original_cost
         if reduction >= self.goal - 1e-9:
-            return StopReason.GOAL_REACHED if cost == "learnables" else StopReason.COST_GOAL_REACHED
+            if self._goal_met_when_timed():
+                return StopReason.GOAL_REACHED if cost == "learnables" else StopReason.COST_GOAL_REACHED
+            original_cost = self._original_cost()
+            reduction = 1 - measure(self.pm, cost) / original_cost
         iteration = state.iteration + 1
         # Every random choice of an iteration follows from (seed, iteration),
         # so a resumed run repeats what the interrupted one would have done.
@@ -193,6 +203,38 @@ class CompressionRun:
             state.best_iteration = iteration
             phases.checkpoint(self)
         return reason
+
+    def _timed_profile(self):
+        """The latency profile a `kt.Speedup` / `kt.LatencyBudget` goal is timed with, or None."""
+        target = self.options.target
+        if not isinstance(target.goal, (costs.Speedup, costs.LatencyBudget)):
+            return None
+        return self.profile if isinstance(target.cost, str) else target.cost
+
+    def _goal_met_when_timed(self):
+        """False when a latency goal, reached by prediction, is missed when the model is timed.
+
+        The pruned model is timed beside the unpruned one and the profile
+        refitted with both (`latency_goal.time_against_unpruned`); on a miss
+        the goal, as a fraction of the predicted cost, is moved by the factor
+        the timing missed by, so the run prunes on. At most
+        `MAX_TIMED_CHECKS` timings: then the prediction decides.
+        """
+        profile, goal = self._timed_profile(), self.options.target.goal
+        if profile is None or self.timed_checks >= MAX_TIMED_CHECKS:
+            return True
+        self.timed_checks += 1
+        unpruned_ms, ms = latency_goal.time_against_unpruned(profile, self.unpruned, self.pm)
+        met = latency_goal.goal_met(goal, unpruned_ms, ms)
+        self.say(f"Timed on {profile.runtime}: {ms:.3g} ms, {unpruned_ms / ms:.2f}x faster than the unpruned "
+                 f"model ({unpruned_ms:.3g} ms)" + ("." if met else "; the goal is not met yet, pruning on."))
+        if met:
+            return True
+        cost = self.options.target.cost
+        self.state.original_cost = float(profile.predict_ms())  # refitted: the unpruned model's new prediction
+        required = measure(self.pm, cost) * goal.target(unpruned_ms, ms) / ms
+        self.goal = min(1.0, 1.0 - required / self.state.original_cost)
+        return False
 
     def finish(self):
         """The model of the best iteration, stripped and compiled, and the `PruningInfo`."""

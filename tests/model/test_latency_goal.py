@@ -33,6 +33,16 @@ class ConcaveTimer:
         return [2e-4 + 1e-6 * float(kt.analyze(m).multiply_accumulates.sum()) ** 0.6 for m in models]
 
 
+class DriftedTimer:
+    """Linear in the MACs, with a fixed part the profile was not built with (`fixed` seconds)."""
+
+    def __init__(self, fixed):
+        self.fixed = fixed
+
+    def __call__(self, models, runtime, threads, batch_size):
+        return [self.fixed + 1e-9 * float(kt.analyze(m).multiply_accumulates.sum()) for m in models]
+
+
 @pytest.fixture()
 def pm():
     model = _model()
@@ -94,3 +104,33 @@ def test_bad_arguments_are_named(pm):
     pm.latency_profile = None
     with pytest.raises(kt.PruningStateError, match="latency profile"):
         kt.prune_to_latency(pm, kt.Speedup(2.0))
+
+
+def _compress_to_double_speed(**kwargs):
+    """compress to `kt.Speedup(2.0)` with a profile fitted to a timer with no fixed part, then
+    timed (by the profile's `timer`) on a runtime with one: the prediction overrates every saving."""
+    model = _model()
+    model.compile("sgd", "mse")
+    x = inputs_like(model, batch=16)
+    profile = kt.latency_profile(model, samples=6, cache_dir=False, timer=DriftedTimer(0.0))
+    unpruned_seconds = DriftedTimer(0.0)([model], "litert", 1, 1)[0]
+    runtime = profile.timer = DriftedTimer(0.3 * unpruned_seconds)
+    pruned, info = kt.compress(model, (x, np.zeros((16, 3), "float32")), goal=kt.Speedup(2.0), cost=profile,
+                               increment=0.1, fine_tune_epochs=0, batch_size=8, recalibration_batches=0,
+                               criterion="l1", **kwargs)
+    timed = runtime([model, pruned], "litert", 1, 1)
+    return timed[0] / timed[1], info
+
+
+def test_compress_checks_a_latency_goal_by_timing_and_prunes_on_when_it_misses(capsys, monkeypatch):
+    from keras_taylor.compression import loop
+
+    speedup, info = _compress_to_double_speed(verbose=1)
+    out = capsys.readouterr().out
+    assert speedup >= 2.0
+    assert "the goal is not met yet, pruning on." in out and "Timed on litert" in out
+    assert info.stop_reason == "Goal reached."
+
+    monkeypatch.setattr(loop, "MAX_TIMED_CHECKS", 0)  # the prediction alone decides
+    speedup, _ = _compress_to_double_speed(verbose=0)
+    assert speedup < 2.0
