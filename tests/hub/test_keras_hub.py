@@ -43,7 +43,7 @@ def prune_and_check(entry, tmp_path):
     model = entry.build(entry.size)
     before = model.count_params()
     reference = model(images(entry.size), training=False)
-    pm = kt.TaylorPrunableModel(model)
+    pm = kt.TaylorPrunableModel(model, **entry.wrap_options)
     for seed in range(BATCHES):
         pm.update_score(images(entry.size, seed=seed), loss=squared_outputs)
     pm.update_prunables(None, learnables_reduction=0.25)
