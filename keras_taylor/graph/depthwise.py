@@ -28,7 +28,8 @@ def is_grouped_depthwise(node):
     """True when `node` calls a plain `Conv1D/2D` with one group per input channel.
 
     Not where the kernel has a constraint (its axes would mean other things
-    on the rearranged kernel) or low-rank adaptation, nor channels-first.
+    on the rearranged kernel) or low-rank adaptation, nor channels-first,
+    nor with `padding="causal"`, which the depthwise layers do not take.
     """
     config = node.config
     groups = config.get("groups", 1)
@@ -39,6 +40,7 @@ def is_grouped_depthwise(node):
         and groups == channels
         and config.get("filters", 0) % groups == 0
         and config.get("data_format", "channels_last") == "channels_last"
+        and config.get("padding", "valid") in ("valid", "same")  # no "causal" in the depthwise layers
         and config.get("kernel_constraint") is None
         and not config.get("lora_rank")
     )

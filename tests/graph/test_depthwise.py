@@ -61,6 +61,17 @@ def test_grouped_conv_kept_where_the_rewrite_would_change_meaning(why, kwargs):
     assert stripped.get_layer("grouped").groups == 5
 
 
+def test_causal_grouped_conv1d_stays_grouped_and_strips_exactly():
+    inputs = keras.Input((16, 4))
+    x = layers.Conv1D(8, 1, name="c0")(inputs)
+    x = layers.Conv1D(8, 3, groups=8, padding="causal", dilation_rate=2, name="grouped")(x)
+    model = keras.Model(inputs, layers.Dense(2)(layers.GlobalAveragePooling1D()(x)))
+    pm = wrap_and_prune(model, {"c0": [1, 5]})
+    assert not isinstance(pm.net.get_layer("grouped"), layers.DepthwiseConv1D)
+    stripped = assert_masked_equals_stripped(pm, rand((2, 16, 4)))
+    assert stripped.get_layer("grouped").groups == 6
+
+
 def test_subclass_of_conv2d_is_not_rewritten():
     class Scaled(layers.Conv2D):
         def call(self, inputs):
