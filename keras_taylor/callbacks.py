@@ -5,7 +5,7 @@ import warnings
 
 import keras
 
-from keras_taylor import goals, workflow_checks
+from keras_taylor import goals, latency_goal, workflow_checks
 from keras_taylor import _compat
 from keras_taylor.errors import InvalidArgumentError, PruningStateError, UnsupportedModelError
 from keras_taylor.model import TaylorPrunableModel
@@ -57,7 +57,9 @@ class TaylorPruningCallback(keras.callbacks.Callback):
         goal: stop pruning once this fraction of the unpruned model's
             `cost` is gone (None: no goal), or, for `cost="macs"` or
             `"latency"`, `kt.Speedup(2.0)`; for latency also
-            `kt.LatencyBudget(ms=3)`.
+            `kt.LatencyBudget(ms=3)`, which is checked by timing the
+            model on the runtime once the prediction says it is reached
+            (pruning goes on where the timing misses, as in `kt.compress`).
         cost: what the goal counts and how groups are ranked:
             `"learnables"` (default; lowest score first), `"macs"` or
             `"latency"` (lowest score per unit of cost saved first). Latency
@@ -145,6 +147,8 @@ class TaylorPruningCallback(keras.callbacks.Callback):
         self.verbose = verbose
         self.events = []  # (step, groups pruned, learnables_reduction)
         self.done_reason = None
+        # a latency goal missed when timed: the predicted target is scaled by this
+        self._latency_scale, self._timed_checks = 1.0, 0
 
     def on_train_begin(self, logs=None):
         if not isinstance(self.model, TaylorPrunableModel):
@@ -181,12 +185,39 @@ class TaylorPruningCallback(keras.callbacks.Callback):
     def _goal_reached(self):
         if self.goal is None:
             return False
+        return self._predicted_goal_reached() and self._met_when_timed()
+
+    def _predicted_goal_reached(self):
         removed = self.model.cost_reduction(self.cost)
         if isinstance(self.goal, goals.Speedup):
-            return removed >= 1 - 1 / self.goal.factor - 1e-9
+            return removed >= 1 - self._latency_scale / self.goal.factor - 1e-9
         if isinstance(self.goal, goals.LatencyBudget):
-            return self.model.cost_table(self.cost).total(self.model.alive) <= self.goal.ms
+            return self.model.cost_table(self.cost).total(self.model.alive) <= self._latency_scale * self.goal.ms
         return removed >= self.goal
+
+    def _met_when_timed(self):
+        """Times a latency goal the prediction says is reached; on a miss, aims the prediction lower.
+
+        As `compress` does (`latency_goal.MAX_TIMED_CHECKS` times at most):
+        the model is stripped and timed beside its unpruned form, the
+        profile refitted with both; where the timing misses, the predicted
+        target shrinks by the factor it missed by, and pruning goes on.
+        """
+        profile = self.model.latency_profile if self.cost == "latency" else (
+            None if isinstance(self.cost, str) else self.cost)
+        timed_goal = isinstance(self.goal, (goals.Speedup, goals.LatencyBudget))
+        if profile is None or not timed_goal or self._timed_checks >= latency_goal.MAX_TIMED_CHECKS:
+            return True
+        self._timed_checks += 1
+        unpruned_ms, ms = latency_goal.time_with_unpruned(self.model, profile)
+        met = latency_goal.goal_met(self.goal, unpruned_ms, ms)
+        if self.verbose:
+            _compat.print_msg(f"\nTaylorPruningCallback: timed on {profile.runtime}, {ms:.3g} ms, "
+                              f"{unpruned_ms / ms:.2f}x faster than unpruned"
+                              + ("." if met else "; the goal is not met yet, pruning on."))
+        if not met:
+            self._latency_scale *= self.goal.target(unpruned_ms, ms) / ms
+        return met
 
     def _due(self, step):
         if self.done_reason is not None or step < self.start_step:

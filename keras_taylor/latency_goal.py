@@ -28,6 +28,10 @@ from keras_taylor.surgery import strip_pruning
 #: the pruner's choice, not so much that one noisy timing decides alone.
 CALIBRATION_WEIGHT = 4.0
 
+#: How many times at most `compress` and `TaylorPruningCallback` time a
+#: latency goal their prediction says is reached (then the prediction decides).
+MAX_TIMED_CHECKS = 3
+
 
 @dataclasses.dataclass
 class LatencyRound:
@@ -84,8 +88,12 @@ def time_against_unpruned(profile, unpruned, pm, timer=None):
     return time_and_refit(profile, [unpruned, strip_pruning(pm)], rows, timer)
 
 
-def _measure_round(pm, profile, alive, timer):
-    """`(unpruned ms, chosen ms)`, timed together, and the profile refitted with both."""
+def time_with_unpruned(pm, profile, alive=None, timer=None):
+    """`(unpruned ms, ms with `alive`)` of `pm` stripped both ways, timed together; the profile refitted with both.
+
+    `alive`: the channel groups kept (default `pm.alive`).
+    """
+    alive = pm.alive if alive is None else alive
     full = np.ones_like(alive)
     models = [_stripped(pm, full), _stripped(pm, alive)]
     return time_and_refit(profile, models, profiles.features(pm.channel_graph, [full, alive]), timer)
@@ -148,7 +156,7 @@ def prune_to_latency(pm, goal, profile=None, rounds=2, round_to=None, timer=None
         alive = start.copy()
         alive[chosen] = False
         predicted = float(profile.predict_ms(alive, pm.channel_graph))
-        unpruned_ms, ms = _measure_round(pm, profile, alive, timer)
+        unpruned_ms, ms = time_with_unpruned(pm, profile, alive, timer)
         history.append(LatencyRound(len(chosen), predicted, ms, unpruned_ms))
         if goal_met(goal, unpruned_ms, ms):
             break

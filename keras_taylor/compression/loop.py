@@ -28,9 +28,6 @@ from keras_taylor.profile import latency_profile
 from keras_taylor.rebuild import RebuildPlanner
 from keras_taylor.surgery import strip_pruning
 
-#: How many times at most a latency goal reached by prediction is checked by timing.
-MAX_TIMED_CHECKS = 3
-
 
 class CompressionRun:
     """One `compress` call: resume or start, iterate until a `StopReason`, finish.
@@ -218,10 +215,10 @@ class CompressionRun:
         refitted with both (`latency_goal.time_against_unpruned`); on a miss
         the goal, as a fraction of the predicted cost, is moved by the factor
         the timing missed by, so the run prunes on. At most
-        `MAX_TIMED_CHECKS` timings: then the prediction decides.
+        `latency_goal.MAX_TIMED_CHECKS` timings: then the prediction decides.
         """
         profile, goal = self._timed_profile(), self.options.target.goal
-        if profile is None or self.timed_checks >= MAX_TIMED_CHECKS:
+        if profile is None or self.timed_checks >= latency_goal.MAX_TIMED_CHECKS:
             return True
         self.timed_checks += 1
         unpruned_ms, ms = latency_goal.time_against_unpruned(profile, self.unpruned, self.pm)

@@ -123,7 +123,7 @@ def _compress_to_double_speed(**kwargs):
 
 
 def test_compress_checks_a_latency_goal_by_timing_and_prunes_on_when_it_misses(capsys, monkeypatch):
-    from keras_taylor.compression import loop
+    from keras_taylor import latency_goal
 
     speedup, info = _compress_to_double_speed(verbose=1)
     out = capsys.readouterr().out
@@ -131,6 +131,30 @@ def test_compress_checks_a_latency_goal_by_timing_and_prunes_on_when_it_misses(c
     assert "the goal is not met yet, pruning on." in out and "Timed on litert" in out
     assert info.stop_reason == "Goal reached."
 
-    monkeypatch.setattr(loop, "MAX_TIMED_CHECKS", 0)  # the prediction alone decides
+    monkeypatch.setattr(latency_goal, "MAX_TIMED_CHECKS", 0)  # the prediction alone decides
     speedup, _ = _compress_to_double_speed(verbose=0)
     assert speedup < 2.0
+
+
+def test_the_callback_checks_a_latency_goal_by_timing(monkeypatch):
+    from keras_taylor import latency_goal
+
+    def fit_to_double_speed():
+        model = _model()
+        profile = kt.latency_profile(model, samples=6, cache_dir=False, timer=DriftedTimer(0.0))
+        runtime = profile.timer = DriftedTimer(0.3 * DriftedTimer(0.0)([model], "litert", 1, 1)[0])
+        pm = kt.TaylorPrunableModel(model, criterion="l1")
+        pm.latency_profile = profile
+        pm.compile("sgd", "mse")
+        cb = kt.TaylorPruningCallback(frequency=1, amount=1, goal=kt.Speedup(2.0), cost="latency", verbose=0)
+        x = inputs_like(model, batch=8)
+        pm.fit(x, np.zeros((8, 3)), batch_size=4, epochs=20, callbacks=[cb], verbose=0)
+        timed = runtime([model, kt.strip_pruning(pm)], "litert", 1, 1)
+        return cb, timed[0] / timed[1]
+
+    cb, speedup = fit_to_double_speed()
+    assert cb.done_reason == "goal reached" and speedup >= 2.0 and cb._timed_checks >= 2
+
+    monkeypatch.setattr(latency_goal, "MAX_TIMED_CHECKS", 0)
+    cb, speedup = fit_to_double_speed()
+    assert cb.done_reason == "goal reached" and speedup < 2.0
