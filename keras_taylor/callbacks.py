@@ -69,6 +69,8 @@ class TaylorPruningCallback(keras.callbacks.Callback):
             also be passed as `cost`.
         round_to: keep every pruned layer's channel count a multiple of this
             (see `TaylorPrunableModel.update_prunables`).
+        ranking: None (the cost's own order, as above), `"importance"` or
+            `"importance_per_cost"` (see `TaylorPrunableModel.update_prunables`).
         recalibration_data: optional training data (a `tf.data.Dataset`,
             an array `x` or a tuple `(x, y)`). After each event that prunes,
             the moving statistics of every `BatchNormalization` layer are
@@ -109,6 +111,7 @@ class TaylorPruningCallback(keras.callbacks.Callback):
         verbose=1,
         cost="learnables",
         round_to=None,
+        ranking=None,
     ):
         super().__init__()
         if frequency != "epoch" and not (
@@ -126,6 +129,8 @@ class TaylorPruningCallback(keras.callbacks.Callback):
             )
         self.cost = goals.check_cost(cost)
         self.round_to = goals.check_round_to(round_to)
+        self.ranking = ranking
+        goals.check_ranking(ranking, self.cost)
         if goal is not None:
             goals.check_overall_goal(goal, self.cost)
         if start_step < 0 or (stop_step is not None and stop_step <= start_step):
@@ -239,7 +244,8 @@ class TaylorPruningCallback(keras.callbacks.Callback):
                 stacklevel=2,
             )
             return
-        pruned = self.model.update_prunables(self._per_event * events, cost=self.cost, round_to=self.round_to)
+        pruned = self.model.update_prunables(self._per_event * events, cost=self.cost, round_to=self.round_to,
+                                                ranking=self.ranking)
         if pruned == 0:
             self.done_reason = "no prunable filters left"
             return

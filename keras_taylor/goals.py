@@ -29,6 +29,23 @@ def check_cost(cost):
     return cost
 
 
+RANKINGS = ("importance", "importance_per_cost")
+
+
+def check_ranking(ranking, cost):
+    """How channel groups are ranked: `ranking`, or by default the cost's own way.
+
+    None means "importance" (lowest score first, MATLAB's order) for
+    learnables and "importance_per_cost" (HALP's knapsack) for MACs and
+    latency.
+    """
+    if ranking is None:
+        return "importance" if cost == "learnables" else "importance_per_cost"
+    if ranking not in RANKINGS:
+        raise InvalidArgumentError(f"ranking must be None or one of {RANKINGS}, got {ranking!r}")
+    return ranking
+
+
 def check_round_to(round_to):
     if round_to is None:
         return None

@@ -208,7 +208,7 @@ class TaylorPrunableModel(ScoreGathering, keras.Model):
         return self.channel_graph.layout.num_removable(self.alive)
 
     def update_prunables(self, max_to_prune=8, learnables_reduction=None, *, cost="learnables",
-                         goal=None, round_to=None):
+                         goal=None, round_to=None, ranking=None):
         """Masks the lowest-scored channel groups; returns how many.
 
         Never removes a layer's last channel. Resets the accumulated scores.
@@ -233,6 +233,11 @@ class TaylorPrunableModel(ScoreGathering, keras.Model):
                 this (at least this), rounding toward pruning more; layers
                 created with fewer channels are exempt. May remove a few more
                 groups than `max_to_prune`.
+            ranking: which groups go first: `"importance"` (lowest score
+                first; Torch-Pruning's global ranking under a MACs target),
+                `"importance_per_cost"` (lowest score per unit of `cost`
+                saved), or None (default): the first for learnables, the
+                second for MACs and latency.
 
         Example:
 
@@ -246,7 +251,7 @@ class TaylorPrunableModel(ScoreGathering, keras.Model):
         8
         """
         chosen = self.planned_prunables(
-            max_to_prune, learnables_reduction, cost=cost, goal=goal, round_to=round_to
+            max_to_prune, learnables_reduction, cost=cost, goal=goal, round_to=round_to, ranking=ranking
         )
         alive = self.alive
         alive[chosen] = False
@@ -255,7 +260,7 @@ class TaylorPrunableModel(ScoreGathering, keras.Model):
         return len(chosen)
 
     def planned_prunables(self, max_to_prune=8, learnables_reduction=None, *, cost="learnables",
-                          goal=None, round_to=None):
+                          goal=None, round_to=None, ranking=None):
         """The channel groups `update_prunables` would mask now, changing nothing.
 
         Takes the same arguments; returns their indices (int array, in the
@@ -283,14 +288,13 @@ class TaylorPrunableModel(ScoreGathering, keras.Model):
         round_to = goals.check_round_to(round_to)
         if goal is not None:
             goal = goals.check_goal(goal, cost)
+        ranking = goals.check_ranking(ranking, cost)
         alive = self.alive
-        savings = None
-        if cost == "learnables":
+        if cost == "learnables":  # counted exactly; the table only ranks, when asked to
             plan_goal = goals.plan_goal(None, goals.learnables_measure(self.channel_graph), alive, goal)
         else:
-            table = self.cost_table(cost)
-            plan_goal = goals.plan_goal(table, None, alive, goal)
-            savings = table.savings
+            plan_goal = goals.plan_goal(self.cost_table(cost), None, alive, goal)
+        savings = self.cost_table(cost).savings if ranking == "importance_per_cost" else None
         return pruner.plan(
             self._raw_scores(require=True), alive, self.channel_graph.layout,
             limit=max_to_prune, savings=savings, round_to=round_to, **plan_goal,

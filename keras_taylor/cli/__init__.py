@@ -210,6 +210,11 @@ def _add_compress(sub):
         help="keep every pruned layer's channel count a multiple of N (e.g. 8 for XNNPACK)",
     )
     compress.add_argument(
+        "--ranking", default=None, choices=["importance", "importance_per_cost"],
+        help="which channel groups go first (default: importance for learnables, importance per unit of "
+             "cost saved for macs and latency)",
+    )
+    compress.add_argument(
         "--runtime", default=None, choices=["litert", "keras"],
         help="--cost latency: the runtime the model ships on (default litert, the LiteRT interpreter)",
     )

@@ -239,7 +239,7 @@ def run_compress(args):
         raise CommandError(f"--out must end in .keras, got '{out}'")
     out.parent.mkdir(parents=True, exist_ok=True)
     pruned, info = kt.compress(
-        model, train, goal=_goal(args.goal), cost=_cost(args, model), round_to=args.round_to,
+        model, train, goal=_goal(args.goal), cost=_cost(args, model), round_to=args.round_to, ranking=args.ranking,
         increment=args.increment, fine_tune_epochs=args.epochs,
         validation_data=val, validation_threshold=args.threshold, metric=args.metric,
         criterion=args.criterion, batch_size=args.batch_size, rebuild_threshold=args.rebuild_threshold,

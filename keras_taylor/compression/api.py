@@ -47,6 +47,7 @@ def compress(
     cost="learnables",
     runtime="litert",
     round_to=None,
+    ranking=None,
 ):
     # The docstring is `_DOC` below, assembled from the option groups'
     # docstrings, so each option is documented in one place.
@@ -54,6 +55,7 @@ def compress(
         target=Target(
             goal=goal, increment=increment, max_iterations=max_iterations, validation_threshold=validation_threshold,
             metric=metric, mode=mode, output=output, cost=cost, runtime=runtime, round_to=round_to,
+            ranking=ranking,
         ),
         fine_tuning=FineTuning(
             fine_tune_epochs=fine_tune_epochs, steps_per_epoch=steps_per_epoch, validation_steps=validation_steps,

@@ -38,8 +38,8 @@ def fewer(cost):
     return {"learnables": "fewer learnables", "macs": "fewer MACs"}.get(kind, "lower predicted latency")
 
 
-def prune_arguments(cost, step, round_to):
+def prune_arguments(cost, step, round_to, ranking=None):
     """The keyword arguments of `pm.update_prunables` for one step of `step`."""
     if cost == "learnables":
-        return dict(learnables_reduction=step, round_to=round_to)
-    return dict(cost=cost, goal=step, round_to=round_to)
+        return dict(learnables_reduction=step, round_to=round_to, ranking=ranking)
+    return dict(cost=cost, goal=step, round_to=round_to, ranking=ranking)

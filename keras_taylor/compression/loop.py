@@ -95,10 +95,12 @@ class CompressionRun:
 
     def _cost_fingerprint(self):
         target = self.options.target
-        if target.cost == "learnables" and target.round_to is None and isinstance(target.goal, (int, float)):
+        if (target.cost == "learnables" and target.round_to is None and target.ranking is None
+                and isinstance(target.goal, (int, float))):
             return {}  # so checkpoints of learnables goals from before these options still resume
         cost = target.cost if isinstance(target.cost, str) else f"profile:{target.cost.key}"
-        return dict(cost=cost, round_to=target.round_to, goal=repr(target.goal))
+        ranking = {} if target.ranking is None else dict(ranking=target.ranking)  # older checkpoints resume
+        return dict(cost=cost, round_to=target.round_to, goal=repr(target.goal)) | ranking
 
     def wrap(self, model, iteration, started=None):
         """Makes `self.pm` the prunable, compiled `model`; keeps its optimizer's fresh state.
@@ -185,7 +187,7 @@ class CompressionRun:
             self.ds, self.options.batch_size, shuffle=True, name="ds", seed=seeding.iteration_seed(seed, iteration)
         )
         step = min(1.0, min(target.increment, self.goal - reduction) * original_cost / measure(self.pm, cost, unpruned=True))
-        prune_args = prune_arguments(cost, step, target.round_to)
+        prune_args = prune_arguments(cost, step, target.round_to, target.ranking)
         if not phases.score(self, step, prune_args):
             return StopReason.NON_FINITE
         pruned = self.pm.update_prunables(None, **prune_args)

@@ -53,6 +53,9 @@ class Target:
             batch 1) or `"keras"`; the profile is measured once and cached.
         round_to: keep every pruned layer's channel count a multiple of
             this (see `TaylorPrunableModel.update_prunables`).
+        ranking: None (default: the cost's own order, as above),
+            `"importance"` (lowest score first whatever the cost) or
+            `"importance_per_cost"` (see `TaylorPrunableModel.update_prunables`).
     """
 
     goal: float = 0.3
@@ -65,9 +68,11 @@ class Target:
     cost: object = "learnables"
     runtime: str = "litert"
     round_to: int = None
+    ranking: str = None
 
     def check(self, validation_data):
         goals.check_overall_goal(self.goal, goals.check_cost(self.cost))
+        goals.check_ranking(self.ranking, self.cost)
         if not (isinstance(self.increment, (int, float)) and 0 < self.increment <= 1):
             raise InvalidArgumentError(f"increment must be a fraction in (0, 1], got {self.increment!r}")
         if self.output not in OUTPUTS:

@@ -156,9 +156,49 @@ def test_learnables_default_is_unchanged(scored):
     assert pm.planned_prunables(None, cost="learnables", goal=0.3).tolist() == old
 
 
+def test_ranking_by_importance_under_a_macs_goal_removes_the_lowest_scores(scored):
+    pm, _ = fresh(scored)
+    by_importance = pm.planned_prunables(None, cost="macs", goal=0.4, ranking="importance")
+    per_cost = pm.planned_prunables(None, cost="macs", goal=0.4)
+    assert per_cost.tolist() == pm.planned_prunables(None, cost="macs", goal=0.4,
+                                                     ranking="importance_per_cost").tolist()
+    assert set(by_importance.tolist()) != set(per_cost.tolist())
+    # in the order of the plain lowest-score-first plan, cut where the MACs goal is met
+    order = pm.planned_prunables(len(pm.channel_graph.prunable_units)).tolist()
+    assert by_importance.tolist() == order[:len(by_importance)]
+    pm.update_prunables(None, cost="macs", goal=0.4, ranking="importance")
+    assert pm.cost_reduction("macs") >= 0.4 - 1e-9
+
+
+def test_ranking_per_cost_under_a_learnables_goal_ranks_by_parameters_saved(scored):
+    pm, _ = fresh(scored)
+    per_parameter = pm.planned_prunables(None, goal=0.3, ranking="importance_per_cost")
+    assert set(per_parameter.tolist()) != set(pm.planned_prunables(None, goal=0.3).tolist())
+    pm.update_prunables(None, goal=0.3, ranking="importance_per_cost")
+    assert pm.learnables_reduction >= 0.3 - 1e-9
+
+
+def test_compress_and_the_callback_take_a_ranking(scored):
+    model, x = scored[0], scored[2]
+    model.compile("sgd", "mse")
+    data = (np.repeat(x, 4, axis=0), np.zeros((16, 3), "float32"))
+    reached = {}
+    for ranking in ("importance", None):
+        pruned, info = kt.compress(model, data, goal=0.4, cost="macs", ranking=ranking, increment=0.4,
+                                   fine_tune_epochs=0, batch_size=4, recalibration_batches=0, verbose=0)
+        assert info.cost_reduction >= 0.4 - 1e-9
+        reached[ranking] = kt.analyze(pruned).num_filters.tolist()
+    assert reached["importance"] != reached[None]
+    with pytest.raises(kt.InvalidArgumentError, match="ranking"):
+        kt.compress(model, data, ranking="l1", cost="macs", verbose=0)
+    with pytest.raises(kt.InvalidArgumentError, match="ranking"):
+        kt.TaylorPruningCallback(cost="macs", ranking="per_mac")
+
+
 @pytest.mark.parametrize(
     "kwargs, word",
     [
+        (dict(goal=0.3, ranking="cheapest"), "ranking"),
         (dict(cost="flops", goal=0.3), "cost"),
         (dict(goal=0.3, round_to=0), "round_to"),
         (dict(goal=1.5), "goal"),

@@ -236,6 +236,7 @@ def test_goal_spellings_become_fractions_speedups_and_budgets():
     (["--cost", "flops"], "invalid choice: 'flops'"),
     (["--round-to", "0"], "positive integer"),
     (["--round-to", "eight"], "positive integer"),
+    (["--ranking", "cheapest"], "invalid choice: 'cheapest'"),
     (["--cost", "macs", "--threads", "2"], "--threads only apply with --cost latency"),
     (["--runtime", "keras", "--latency-batch-size", "4"], "--runtime, --latency-batch-size only apply"),
 ])
@@ -260,7 +261,8 @@ def test_compress_reaches_a_macs_speedup_with_round_to(tmp_path, capsys):
     import keras_taylor as kt
 
     out = tmp_path / "small.keras"
-    args = _tiny_npz(tmp_path) + ["--cost", "macs", "--goal", "1.5x", "--round-to", "2", "--increment", "0.2"]
+    args = _tiny_npz(tmp_path) + ["--cost", "macs", "--goal", "1.5x", "--round-to", "2", "--increment", "0.2",
+                                  "--ranking", "importance"]
     assert cli.main(args + ["--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "fewer MACs" in printed
