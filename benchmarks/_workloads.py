@@ -117,6 +117,18 @@ def resnet20_cifar(quick=False):
     )
 
 
+def mobilenetv2_cifar(quick=False):
+    """keras.applications' MobileNetV2 (alpha 1.0, 32x32 input, trained from scratch) on the CIFAR-10 subset."""
+    return _choose(
+        quick,
+        Workload("mobilenetv2-cifar10", "mobilenetv2", "cifar10", (32, 32, 3), n_train=0, n_test=0, epochs=20),
+        Workload("mobilenetv2-cifar10", "mobilenetv2", "cifar10", (32, 32, 3), n_train=2000, n_test=1000, epochs=2),
+    )
+
+
+WORKLOADS = {"resnet20": resnet20_cifar, "mobilenetv2": mobilenetv2_cifar}
+
+
 def resnet20_fashion(quick=False):
     return _choose(
         quick,
@@ -202,9 +214,19 @@ def augment(x, rng, pad):
 
 
 def build(w):
+    import keras
+
     from keras_taylor import reference_models
 
-    return getattr(reference_models, w.model)(input_shape=w.input_shape)
+    if w.model != "mobilenetv2":
+        return getattr(reference_models, w.model)(input_shape=w.input_shape)
+    model = keras.applications.MobileNetV2(input_shape=w.input_shape, weights=None, classes=10)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            # Keras's 0.999 is for ImageNet-long training: after a few thousand
+            # steps the moving statistics would still be mostly their initial values.
+            layer.momentum = 0.99
+    return model
 
 
 def compile_for_fine_tuning(model, w):
@@ -269,9 +291,9 @@ def baseline(w, verbose=True):
     return compile_for_fine_tuning(model, w), meta
 
 
-def cifar_fine_tuning(quick, train_subset):
-    """The CIFARNet twin workload, its baseline and meta, and `(train subset, test split)`."""
-    w = resnet20_cifar(quick)
+def cifar_fine_tuning(quick, train_subset, workload=resnet20_cifar):
+    """A CIFAR-10 workload (default the CIFARNet twin), its baseline and meta, and `(train subset, test split)`."""
+    w = workload(quick)
     base, meta = baseline(w)
     (xt, yt), val = load_data(w)
     return w, base, meta, (subset((xt, yt), train_subset), val)
