@@ -29,9 +29,13 @@ counts of the unpruned twin are given too).
 With `--ranking importance`, keras-taylor ranks channel groups by Taylor
 importance alone, as Torch-Pruning's loop does (`kt.compress(...,
 ranking="importance")`; the MACs goal then only says when to stop); its
-results go to their own section of docs/benchmarks.md.
+results go to their own section of docs/benchmarks.md. With
+`--score-batches N`, keras-taylor scores on N fresh training batches before
+each step (`kt.compress(..., score_batches=N)`), as Torch-Pruning's loop
+does, instead of gathering scores during the fine-tuning epoch.
 
     python -m benchmarks.torch_pruning_macs [--quick] [--seeds N] [--targets 0.3 0.5 0.7] [--ranking importance]
+        [--score-batches 10]
 """
 
 import argparse
@@ -126,7 +130,7 @@ class TorchMacsSide:
               flush=True)
 
 
-def run(base, w, data, s, targets, seed, ranking=None):
+def run(base, w, data, s, targets, seed, ranking=None, score_batches=None):
     """Both loops, interleaved, for one seed; the rows of each side."""
     import keras
 
@@ -151,7 +155,7 @@ def run(base, w, data, s, targets, seed, ranking=None):
         fine_tune_epochs=s["fine_tune_epochs"], validation_data=(xs, ys), metric="accuracy",
         output="last-iteration", batch_size=w.batch, callbacks=[Interleave()], verbose=0, seed=seed,
         recalibration_batches=0,  # like the PyTorch side: no batch-norm re-estimation after a step
-        ranking=ranking,
+        ranking=ranking, score_batches=score_batches,
     )
     ph, vh = info.pruning_history, info.validation_history
     rows = []
@@ -165,14 +169,14 @@ def run(base, w, data, s, targets, seed, ranking=None):
             "kt_macs": kt_macs, "tp_macs": torch_side.original, "torch_base_acc": torch_side.base_acc}
 
 
-def run_isolated(quick, targets, seed, ranking=None):
+def run_isolated(quick, targets, seed, ranking=None, score_batches=None):
     """`run` in this (fresh) process: loads the cached baseline and data itself."""
     import torch
 
     torch.set_num_threads(2)
     s = settings(quick)
     w, base, _, data = _workloads.cifar_fine_tuning(quick, s["train_subset"])
-    return run(base, w, data, s, targets, seed, ranking)
+    return run(base, w, data, s, targets, seed, ranking, score_batches)
 
 
 def at_targets(runs, targets):
@@ -215,10 +219,12 @@ def write_docs(res, quick):
           f"{100 * r['tp_reduction']:.1f}", _pct_range(r["kt_acc"], r["kt_range"]),
           _pct_range(r["tp_acc"], r["tp_range"])] for r in rows],
     )
-    ranking = res["ranking"]
+    ranking, score_batches = res["ranking"], res["score_batches"]
+    variant = [f"ranking=\"{ranking}\"" if ranking else "", f"score_batches={score_batches}" if score_batches else ""]
+    variant = " and ".join(v for v in variant if v)
     lines = [
         "## keras-taylor's MACs goal vs Torch-Pruning's MACs-target loop (round_to=8)"
-        + (f", keras-taylor with ranking=\"{ranking}\"" if ranking else ""),
+        + (f", keras-taylor with {variant}" if variant else ""),
         "",
         *_workloads.header(quick),
         f"PyTorch {res['torch_version']}, torch-pruning {res['tp_version']} (CPU, 2 threads); machine load "
@@ -228,7 +234,10 @@ def write_docs(res, quick):
         f"subset; one fine-tuning epoch per iteration over {s['train_subset']} training images, SGD momentum 0.9, "
         f"lr {s['lr']}, batch 128; test split as validation). keras-taylor: `kt.compress(cost=\"macs\", "
         f"goal={max(res['targets'])}, increment={s['increment']}, round_to=8, fine_tune_epochs=1, "
-        f"recalibration_batches=0{f', ranking={ranking!r}' if ranking else ''})`, default scoring"
+        f"recalibration_batches=0{f', ranking={ranking!r}' if ranking else ''}"
+        f"{f', score_batches={score_batches}' if score_batches else ''})`, "
+        + (f"scores from {score_batches} fresh training batches before each step" if score_batches
+           else "default scoring (Taylor scores gathered during fine-tuning)")
         + (" (channel groups ranked by Taylor importance alone, as Torch-Pruning's)" if ranking == "importance"
            else " (channel groups ranked by importance per MAC saved)") + ". Torch-Pruning: a global `MetaPruner` with "
         f"`TaylorImportance()`, `round_to=8`, `pruning_ratio={s['pruning_ratio']}`, "
@@ -248,11 +257,11 @@ def write_docs(res, quick):
         + (" Quick mode: a smoke run (a 2-epoch baseline on 2000 images, 1024 fine-tuning images, 2 score "
            "batches)." if quick else ""),
     ]
-    _common.write_section(section_name(ranking), "\n".join(lines))
+    _common.write_section(section_name(ranking, score_batches), "\n".join(lines))
 
 
-def section_name(ranking):
-    return "torch_pruning_macs" + (f"_{ranking}" if ranking else "")
+def section_name(ranking=None, score_batches=None):
+    return "torch_pruning_macs" + (f"_{ranking}" if ranking else "") + ("_fresh_scores" if score_batches else "")
 
 
 def main(argv=None):
@@ -266,6 +275,9 @@ def main(argv=None):
                         help="fractions of the MACs to remove (default 0.3 0.5 0.7)")
     parser.add_argument("--ranking", default=None, choices=["importance", "importance_per_cost"],
                         help="keras-taylor's ranking (default: its MACs default, importance per MAC saved)")
+    parser.add_argument("--score-batches", type=int, default=None,
+                        help="keras-taylor scores on this many fresh batches before each step (default: "
+                             "scores gathered during fine-tuning)")
     args = parser.parse_args(argv)
     import torch
     from importlib import metadata
@@ -276,18 +288,19 @@ def main(argv=None):
     from benchmarks import torch_pruning_macs as this  # importable by name in the child, even under -m
 
     targets = sorted(args.targets)
-    runs = [in_fresh_process(this.run_isolated, args.quick, targets, seed, args.ranking) for seed in range(args.seeds or s["seeds"])]
+    runs = [in_fresh_process(this.run_isolated, args.quick, targets, seed, args.ranking,
+                                 args.score_batches) for seed in range(args.seeds or s["seeds"])]
     res = {"runs": runs, "rows": at_targets(runs, targets), "targets": targets, "keras_base_acc": meta["accuracy"],
            "torch_version": torch.__version__, "tp_version": metadata.version("torch-pruning"),
-           "load": (load_start, os.getloadavg()[0]), "ranking": args.ranking}
+           "load": (load_start, os.getloadavg()[0]), "ranking": args.ranking, "score_batches": args.score_batches}
     for r in res["rows"]:
         print(f"target {100 * r['target']:.0f}% fewer MACs: kt {100 * r['kt_reduction']:.1f}% reached, acc "
               f"{100 * r['kt_acc']:.2f}% | TP {100 * r['tp_reduction']:.1f}% reached, acc {100 * r['tp_acc']:.2f}%")
     if not args.no_docs:
         write_docs(res, args.quick)
     wins = sum(r["kt_acc"] >= r["tp_acc"] for r in res["rows"])
-    _workloads.save_summary(section_name(args.ranking), {"rows": [{
-        "benchmark": section_name(args.ranking), "what": "accuracy at equal MACs, round_to=8 (MACs goal vs TP's MACs loop)",
+    _workloads.save_summary(section_name(args.ranking, args.score_batches), {"rows": [{
+        "benchmark": section_name(args.ranking, args.score_batches), "what": "accuracy at equal MACs, round_to=8 (MACs goal vs TP's MACs loop)",
         "result": f"kt >= TP at {wins}/{len(res['rows'])} targets (mean of {len(runs)} seeds)",
         "target": "equal or better everywhere", "met": "yes" if wins == len(res["rows"]) else "no"}],
         "seconds": time.perf_counter() - start})
