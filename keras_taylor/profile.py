@@ -49,7 +49,8 @@ it times the model the pruner chose, refits with it, and chooses again
 (`keras_taylor/latency_goal.py`).
 
 Profiles are cached on disk per (architecture, runtime, threads, batch,
-machine, TensorFlow version, `CACHE_VERSION`) in `$KERAS_TAYLOR_CACHE` or
+machine, TensorFlow version, `CACHE_VERSION`, and `samples` and `seed`
+where not the defaults) in `$KERAS_TAYLOR_CACHE` or
 `~/.cache/keras_taylor`, so a second run costs nothing.
 """
 
@@ -206,10 +207,12 @@ def fingerprint(channel_graph):
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
-def cache_key(channel_graph, runtime, threads, batch_size):
+def cache_key(channel_graph, runtime, threads, batch_size, samples=8, seed=0):
     import tensorflow as tf
 
     what = [CACHE_VERSION, fingerprint(channel_graph), runtime, threads, batch_size, machine(), tf.__version__]
+    if (samples, seed) != (8, 0):  # other variants give another fit; the defaults keep the keys they had
+        what += [samples, seed]
     return hashlib.sha256(json.dumps(what).encode()).hexdigest()[:24]
 
 
@@ -375,7 +378,7 @@ def latency_profile(model, runtime="litert", threads=1, batch_size=1, samples=8,
         latency.single_input_shape(model)
         pm = TaylorPrunableModel(model)
     graph = pm.channel_graph
-    key = cache_key(graph, runtime, threads, batch_size)
+    key = cache_key(graph, runtime, threads, batch_size, samples, seed)
     path = None if cache_dir is False else cache_path(cache_dir, key)
     if path is not None and path.exists():
         try:

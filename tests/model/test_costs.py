@@ -251,14 +251,16 @@ def test_the_profile_fits_the_timer_and_is_cached_per_key(scored, tmp_path):
     assert profile.predict_ms() == pytest.approx(profile.samples.measured_ms[0], rel=1e-2)
     assert set(profile.layers.columns) >= {"name", "latency_ms", "share"}
     # Same architecture (a fresh build, other layer names), same settings: a hit.
-    again = kt.latency_profile(residual_model(), samples=4, cache_dir=tmp_path, timer=timer)
+    again = kt.latency_profile(residual_model(), samples=6, cache_dir=tmp_path, timer=timer)
     assert again.from_cache and len(timer.calls) == 1
     assert again.coefficients == profile.coefficients
+    # More variants asked for: another fit, measured, not the cached one.
+    assert not kt.latency_profile(model, samples=7, cache_dir=tmp_path, timer=timer).from_cache
     # Other threads, batch or runtime: other entries, measured anew.
     kt.latency_profile(model, threads=2, samples=4, cache_dir=tmp_path, timer=timer)
     kt.latency_profile(model, batch_size=4, samples=4, cache_dir=tmp_path, timer=timer)
-    assert [c[:3] for c in timer.calls[1:]] == [("litert", 2, 1), ("litert", 1, 4)]
-    assert len(list((tmp_path / "latency").glob("*.json"))) == 3
+    assert [c[:3] for c in timer.calls[2:]] == [("litert", 2, 1), ("litert", 1, 4)]
+    assert len(list((tmp_path / "latency").glob("*.json"))) == 4
 
 
 def test_the_cache_key_changes_with_everything_that_changes_latency(scored, monkeypatch):
@@ -274,7 +276,9 @@ def test_the_cache_key_changes_with_everything_that_changes_latency(scored, monk
     changed = [kt_profile.cache_key(kt.TaylorPrunableModel(other).channel_graph, "litert", 1, 1),
                kt_profile.cache_key(graph, "keras", 1, 1),
                kt_profile.cache_key(graph, "litert", 2, 1),
-               kt_profile.cache_key(graph, "litert", 1, 32)]
+               kt_profile.cache_key(graph, "litert", 1, 32),
+               kt_profile.cache_key(graph, "litert", 1, 1, samples=4),  # another fit, not the cached one
+               kt_profile.cache_key(graph, "litert", 1, 1, seed=1)]
     monkeypatch.setattr(kt_profile, "machine", lambda: "another machine")
     changed.append(kt_profile.cache_key(graph, "litert", 1, 1))
     monkeypatch.undo()
