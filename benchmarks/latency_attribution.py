@@ -14,7 +14,9 @@ unpruned model are stripped and timed together on LiteRT (batch 1, one
 thread, fastest of `--runs` samples in CPU time), and the time each cut saves
 is compared with what the profile predicted. If the profile's dear/cheap
 ratio is well above the measured one, a latency goal prunes the dear layer
-harder than the runtime warrants.
+harder than the runtime warrants: how much harder is counted too, as the
+dear layer's groups that a `kt.Speedup(2.0)` plan removes with
+`cost="latency"` and with `cost="macs"` (L1 scores of the model as built).
 
     python -m benchmarks.latency_attribution [--quick] [--models ResNet-20,MobileNetV2] [--runs 25]
 """
@@ -89,7 +91,8 @@ def measure(name, args):
         models.append(kt.strip_pruning(pm))
     ms = 1000 * np.asarray(kt_profile.time_models(models, "litert", 1, 1, runs=args.runs))
     macs = pm.cost_table("macs")
-    row = dict(model=name, dear=dear, cheap=cheap, ms=float(ms[0]))
+    row = dict(model=name, dear=dear, cheap=cheap, ms=float(ms[0]), dear_groups=len(groups_by_layer(pm)[dear]),
+               **dear_groups_planned(model, prof, dear))
     for label, alive, measured in (("dear", dear_cut, ms[0] - ms[1]), ("cheap", cheap_cut, ms[0] - ms[2])):
         row[f"{label}_macs"] = (macs.total(full) - macs.total(alive)) / 1e6
         row[f"{label}_predicted"] = float(prof.predict_ms(full, pm.channel_graph) - prof.predict_ms(alive, pm.channel_graph))
@@ -98,16 +101,29 @@ def measure(name, args):
     return row
 
 
+def dear_groups_planned(model, prof, dear):
+    """How many of `dear`'s groups a Speedup(2.0) plan removes, by cost ("latency", "macs")."""
+    import keras_taylor as kt
+
+    pm = kt.TaylorPrunableModel(model, criterion="l1")
+    pm.latency_profile = prof
+    dear_groups = set(groups_by_layer(pm)[dear])
+    return {f"{cost}_plan": sum(int(u) in dear_groups for u in pm.planned_prunables(None, cost=cost, goal=kt.Speedup(2.0)))
+            for cost in ("latency", "macs")}
+
+
 def table(rows):
     def ratio(r, kind):
         return f"{r[f'dear_{kind}'] / r[f'cheap_{kind}']:.2f}" if r[f"cheap_{kind}"] > 0 else "n/a"
 
     return _common.markdown_table(
         ["model", "unpruned ms", "dear layer (cut: MMACs)", "cheap layer (cut: MMACs)", "dear cut saves ms: predicted / measured",
-         "cheap cut saves ms: predicted / measured", "dear / cheap: predicted", "dear / cheap: measured"],
+         "cheap cut saves ms: predicted / measured", "dear / cheap: predicted", "dear / cheap: measured",
+         "dear groups a Speedup(2.0) plan removes: latency / MACs cost"],
         [[r["model"], f"{r['ms']:.3f}", f"{r['dear']} ({r['dear_macs']:.2f})", f"{r['cheap']} ({r['cheap_macs']:.2f})",
           f"{r['dear_predicted']:.4f} / {r['dear_measured']:.4f}", f"{r['cheap_predicted']:.4f} / {r['cheap_measured']:.4f}",
-          ratio(r, "predicted"), ratio(r, "measured")] for r in rows])
+          ratio(r, "predicted"), ratio(r, "measured"),
+          f"{r['latency_plan']} / {r['macs_plan']} of {r['dear_groups']}"] for r in rows])
 
 
 def main():
