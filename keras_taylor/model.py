@@ -290,11 +290,13 @@ class TaylorPrunableModel(ScoreGathering, keras.Model):
             goal = goals.check_goal(goal, cost)
         ranking = goals.check_ranking(ranking, cost)
         alive = self.alive
-        if cost == "learnables":  # counted exactly; the table only ranks, when asked to
+        # Learnables are counted exactly, so their table is needed only to rank per parameter saved.
+        table = None if cost == "learnables" and ranking == "importance" else self.cost_table(cost)
+        if cost == "learnables":
             plan_goal = goals.plan_goal(None, goals.learnables_measure(self.channel_graph), alive, goal)
         else:
-            plan_goal = goals.plan_goal(self.cost_table(cost), None, alive, goal)
-        savings = self.cost_table(cost).savings if ranking == "importance_per_cost" else None
+            plan_goal = goals.plan_goal(table, None, alive, goal)
+        savings = table.savings if ranking == "importance_per_cost" else None
         return pruner.plan(
             self._raw_scores(require=True), alive, self.channel_graph.layout,
             limit=max_to_prune, savings=savings, round_to=round_to, **plan_goal,
