@@ -48,17 +48,11 @@ overrates), so for a latency goal `kt.prune_to_latency` closes the loop:
 it times the model the pruner chose, refits with it, and chooses again
 (`keras_taylor/latency_goal.py`).
 
-Profiles are cached on disk per (architecture, runtime, threads, batch,
-machine, TensorFlow version, `CACHE_VERSION`, and `samples` and `seed`
-where not the defaults) in `$KERAS_TAYLOR_CACHE` or
-`~/.cache/keras_taylor`, so a second run costs nothing.
+Profiles are cached on disk (`profile_cache.py` says what the key holds) in
+`$KERAS_TAYLOR_CACHE` or `~/.cache/keras_taylor`, so a second run costs nothing.
 """
 
-import hashlib
 import json
-import os
-import pathlib
-import platform
 import time
 
 import numpy as np
@@ -67,13 +61,12 @@ import pandas as pd
 from keras_taylor import accounting, costs, latency
 from keras_taylor.errors import InvalidArgumentError
 from keras_taylor.latency_variants import variants
-from keras_taylor.masking import ChannelMask
 from keras_taylor.model import TaylorPrunableModel
+from keras_taylor.profile_cache import DEFAULT_SAMPLES, DEFAULT_SEED, cache_key, cache_path, machine
 from keras_taylor.surgery import strip_pruning
 
 KINDS = ("conv", "pointwise", "depthwise", "dense")
 FEATURES = ("fixed",) + KINDS + ("activations", "inputs")
-CACHE_VERSION = 6
 
 
 class LatencyProfile:
@@ -174,52 +167,6 @@ class LatencyProfile:
     def __repr__(self):
         return (f"<LatencyProfile {self.runtime} threads={self.threads} batch={self.batch_size}: "
                 f"{self.predict_ms():.3f} ms predicted, {self.fixed_ms:.3f} ms fixed>")
-
-
-# ------------------------------------------------------------------ keys
-def machine():
-    """This machine as the cache sees it: platform, CPU model and core count."""
-    cpu = platform.processor() or ""
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
-    except OSError:
-        pass
-    return f"{platform.platform()} | {platform.machine()} | {cpu} | {os.cpu_count()} cores"
-
-
-def fingerprint(channel_graph):
-    """A hash of the architecture: layer classes, configs (names left out), shapes and wiring."""
-    producer, parts = {}, []
-    for tid in channel_graph.flat.inputs:
-        producer[tid] = f"in{len(producer)}"
-    for node in channel_graph.flat.nodes:
-        if isinstance(node.layer, ChannelMask):
-            producer[node.outputs[0]] = producer[node.inputs[0]]
-            continue
-        config = {k: v for k, v in (node.config or {}).items() if k != "name"}
-        parts.append([type(node.layer).__name__, config, [producer.get(t) for t in node.inputs],
-                      [list(s) if s else s for s in node.input_shapes],
-                      [list(s) if s else s for s in node.output_shapes]])
-        for k, tid in enumerate(node.outputs):
-            producer[tid] = f"{len(parts)}:{k}"
-    text = json.dumps(parts, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:20]
-
-
-def cache_key(channel_graph, runtime, threads, batch_size, samples=8, seed=0):
-    import tensorflow as tf
-
-    what = [CACHE_VERSION, fingerprint(channel_graph), runtime, threads, batch_size, machine(), tf.__version__]
-    if (samples, seed) != (8, 0):  # other variants give another fit; the defaults keep the keys they had
-        what += [samples, seed]
-    return hashlib.sha256(json.dumps(what).encode()).hexdigest()[:24]
-
-
-def cache_path(cache_dir, key):
-    if cache_dir is None:
-        cache_dir = os.environ.get("KERAS_TAYLOR_CACHE") or pathlib.Path.home() / ".cache" / "keras_taylor"
-    return pathlib.Path(cache_dir) / "latency" / f"{key}.json"
 
 
 # -------------------------------------------------------------- measuring
@@ -326,8 +273,8 @@ def _check(runtime, threads, batch_size, samples):
     return threads, batch_size, samples
 
 
-def latency_profile(model, runtime="litert", threads=1, batch_size=1, samples=8, cache_dir=None,
-                    seed=0, timer=None):
+def latency_profile(model, runtime="litert", threads=1, batch_size=1, samples=DEFAULT_SAMPLES, cache_dir=None,
+                    seed=DEFAULT_SEED, timer=None):
     """Measures where a model's time goes on a runtime, and fits a latency model for pruning.
 
     Times `samples` stripped variants of the model (the unpruned one and

@@ -27,7 +27,7 @@ LAYERS = [
     ["gather"],
     ["model"],
     ["surgery", "report"],
-    ["latency_variants"],
+    ["latency_variants", "profile_cache"],
     ["profile"],
     ["latency_goal"],
     ["folding", "callbacks"],

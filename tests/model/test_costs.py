@@ -267,6 +267,7 @@ def test_the_cache_key_changes_with_everything_that_changes_latency(scored, monk
     import tensorflow as tf
 
     from keras_taylor import profile as kt_profile
+    from keras_taylor import profile_cache
 
     graph = scored[1].channel_graph
     base = kt_profile.cache_key(graph, "litert", 1, 1)
@@ -279,13 +280,13 @@ def test_the_cache_key_changes_with_everything_that_changes_latency(scored, monk
                kt_profile.cache_key(graph, "litert", 1, 32),
                kt_profile.cache_key(graph, "litert", 1, 1, samples=4),  # another fit, not the cached one
                kt_profile.cache_key(graph, "litert", 1, 1, seed=1)]
-    monkeypatch.setattr(kt_profile, "machine", lambda: "another machine")
+    monkeypatch.setattr(profile_cache, "machine", lambda: "another machine")
     changed.append(kt_profile.cache_key(graph, "litert", 1, 1))
     monkeypatch.undo()
     monkeypatch.setattr(tf, "__version__", "0.0.0")
     changed.append(kt_profile.cache_key(graph, "litert", 1, 1))
     monkeypatch.undo()
-    monkeypatch.setattr(kt_profile, "CACHE_VERSION", kt_profile.CACHE_VERSION + 1)
+    monkeypatch.setattr(profile_cache, "CACHE_VERSION", profile_cache.CACHE_VERSION + 1)
     changed.append(kt_profile.cache_key(graph, "litert", 1, 1))
     assert base not in changed and len(set(changed)) == len(changed)
 
