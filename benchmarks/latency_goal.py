@@ -33,7 +33,7 @@ def copy_of(prof):
     from keras_taylor.profile import LatencyProfile
 
     return LatencyProfile(dict(prof.coefficients), prof.samples.copy(), prof.key, prof.runtime, prof.threads,
-                          prof.batch_size, prof.channel_graph)
+                          prof.batch_size, prof.channel_graph, scales=prof.scales)
 
 
 def one(name, model, runs):

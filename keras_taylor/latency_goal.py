@@ -19,7 +19,7 @@ import dataclasses
 
 import numpy as np
 
-from keras_taylor import goals, profile as profiles
+from keras_taylor import goals
 from keras_taylor.errors import InvalidArgumentError, PruningStateError
 from keras_taylor.surgery import strip_pruning
 
@@ -69,23 +69,22 @@ def _stripped(pm, alive):
         pm.set_unit_alive(before)
 
 
-def time_and_refit(profile, models, rows, timer=None):
+def time_and_refit(profile, models, cases, timer=None):
     """Milliseconds per call of `models`, timed together; `profile` refitted with them.
 
-    `rows`: the models' feature rows (`profile.features`), one per model.
+    `cases`: what each model is, `(channel_graph, alive)`, one per model.
     """
     seconds = (timer or profile.timer)(models, profile.runtime, profile.threads, profile.batch_size)
     ms = 1000.0 * np.asarray(seconds, dtype=np.float64)
-    profile.add_samples(rows, ms, CALIBRATION_WEIGHT)
+    profile.add_samples(cases, ms, CALIBRATION_WEIGHT)
     return [float(v) for v in ms]
 
 
 def time_against_unpruned(profile, unpruned, pm, timer=None):
     """`(unpruned ms, pm's ms)`: `unpruned` (the model `profile` was made from) and `pm` stripped, timed together."""
     full = np.ones(profile.channel_graph.num_units, bool)
-    rows = np.vstack([profiles.features(profile.channel_graph, [full]),
-                      profiles.features(pm.channel_graph, [pm.alive])])
-    return time_and_refit(profile, [unpruned, strip_pruning(pm)], rows, timer)
+    cases = [(profile.channel_graph, full), (pm.channel_graph, pm.alive)]
+    return time_and_refit(profile, [unpruned, strip_pruning(pm)], cases, timer)
 
 
 def time_with_unpruned(pm, profile, alive=None, timer=None):
@@ -96,7 +95,7 @@ def time_with_unpruned(pm, profile, alive=None, timer=None):
     alive = pm.alive if alive is None else alive
     full = np.ones_like(alive)
     models = [_stripped(pm, full), _stripped(pm, alive)]
-    return time_and_refit(profile, models, profiles.features(pm.channel_graph, [full, alive]), timer)
+    return time_and_refit(profile, models, [(pm.channel_graph, full), (pm.channel_graph, alive)], timer)
 
 
 def goal_met(goal, unpruned_ms, ms):

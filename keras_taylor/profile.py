@@ -28,6 +28,12 @@ Channel-tile granularity (XNNPACK's 8- or 16-channel tiles) is not
 modelled: it is not bilinear, so the variants keep multiples of 8 channels
 and `round_to=8` is what to prune with when the goal is latency.
 
+Per-layer attribution (`attribute=True`, the default): the per-kind fit
+gets totals right but splits them between layers wrongly (one time per MAC
+for every 3x3 convolution, say), so the profile also times one cut per
+cluster of channel groups and fits each layer call its own time per MAC,
+pulled toward its kind's (`keras_taylor.attribution` says how and why).
+
 Why whole-model timings with a fitted model, not per-layer tables: the
 runtime does not run layers on their own. The converter fuses batch norm
 and activations into convolutions, XNNPACK packs and schedules the whole
@@ -58,24 +64,24 @@ import time
 import numpy as np
 import pandas as pd
 
-from keras_taylor import accounting, costs, latency
+from keras_taylor import accounting, attribution, latency
 from keras_taylor.errors import InvalidArgumentError
-from keras_taylor.latency_variants import variants
+from keras_taylor.latency_fit import FEATURES, features, fit, fit_level, multiply_accumulates, sample_table
+from keras_taylor.latency_variants import ROUND_TO, variants
 from keras_taylor.model import TaylorPrunableModel
 from keras_taylor.profile_cache import DEFAULT_SAMPLES, DEFAULT_SEED, cache_key, cache_path, machine
 from keras_taylor.surgery import strip_pruning
-
-KINDS = ("conv", "pointwise", "depthwise", "dense")
-FEATURES = ("fixed",) + KINDS + ("activations", "inputs")
-
 
 class LatencyProfile:
     """A fitted latency model of one architecture on one runtime and machine.
 
     Attributes:
-        coefficients: dict: `fixed` (ms per call), `conv`, `depthwise`,
-            `dense` (ms per multiply-accumulate) and `activations` (ms per
-            output element).
+        coefficients: dict: `fixed` (ms per call), `conv`, `pointwise`,
+            `depthwise`, `dense` (ms per multiply-accumulate of the kind),
+            `activations` and `inputs` (ms per element written and read).
+        scales: {layer call name: its time per MAC over its kind's}, measured
+            by one cut per cluster of channel groups (empty with
+            `attribute=False`; a layer not named has 1).
         samples: DataFrame of the timed variants: `multiply_accumulates`,
             `measured_ms`, `predicted_ms`, the `weight` of each in the fit
             and its features (`x_fixed`, `x_conv`, ...).
@@ -83,8 +89,8 @@ class LatencyProfile:
         from_cache: whether it was read from the cache.
         layers: DataFrame, one row per layer call of the unpruned model:
             `name`, `kind`, `multiply_accumulates`, `activation_elements`,
-            `latency_ms` (the time pruning can change) and `share` of the
-            whole; `fixed_ms` is the rest.
+            `scale`, `latency_ms` (the time pruning can change) and `share`
+            of the whole; `fixed_ms` is the rest.
 
     Example:
 
@@ -98,8 +104,9 @@ class LatencyProfile:
     """
 
     def __init__(self, coefficients, samples, key, runtime, threads, batch_size, graph, from_cache=False,
-                 path=None):
+                 path=None, scales=None):
         self.coefficients = {k: float(coefficients.get(k, 0.0)) for k in FEATURES}
+        self.scales = dict(scales or {})
         self.samples = samples
         self.key, self.runtime, self.threads, self.batch_size = key, runtime, threads, batch_size
         self.channel_graph = graph
@@ -107,18 +114,26 @@ class LatencyProfile:
         self.path = path
         self.timer = time_models  # what times more models for it (`kt.prune_to_latency`, `compress`)
 
-    def add_samples(self, x, ms, weight):
-        """Refits with more timed models (feature rows `x`, `ms` each), each counted `weight` times.
+    def add_samples(self, cases, ms, weight):
+        """Refits with more timed models, each counted `weight` times.
 
-        Used by `kt.prune_to_latency` to make the model right where the
-        pruner's choices lie; the cache entry is rewritten with them.
+        `cases`: one `(channel_graph, alive)` per model, `ms` its time. Used
+        by `kt.prune_to_latency` to make the model right where the pruner's
+        choices lie; the layer scales stay as measured, the per-kind times and
+        the fixed part are fitted again, and the cache entry is rewritten.
         """
         old = self.samples
-        design = np.vstack([old[[f"x_{k}" for k in FEATURES]].to_numpy(), np.asarray(x, dtype=np.float64)])
+        x = np.vstack([self.features(graph, [alive]) for graph, alive in cases])
+        design = np.vstack([old[[f"x_{k}" for k in FEATURES]].to_numpy(), x])
         ms = np.concatenate([old.measured_ms.to_numpy(), np.asarray(ms, dtype=np.float64)])
         weights = np.concatenate([old.weight.to_numpy(), np.full(len(x), float(weight))])
-        self.coefficients = fit(design, ms, weights)
-        self.samples = sample_table(design, ms, self.coefficients, weights)
+        macs = np.concatenate([old.multiply_accumulates.to_numpy(),
+                               [multiply_accumulates(graph, [alive])[0] for graph, alive in cases]])
+        labels = list(old.variant) if "variant" in old else [""] * len(old)
+        # with layer scales, the split between layers stays as measured: the timings move only the fixed
+        # time and one factor on the rest (a free refit could give every layer's time to one shared term)
+        self.coefficients = fit_level(design, ms, weights, self.coefficients) if self.scales else fit(design, ms, weights)
+        self.samples = sample_table(design, ms, self.coefficients, weights, labels + ["timed check"] * len(x), macs)
         if self.path is not None:
             save(self.path, self)
 
@@ -128,12 +143,12 @@ class LatencyProfile:
 
     def cost_table(self, channel_graph):
         """The `costs.LayerCosts` (milliseconds) of this model on `channel_graph`'s groups."""
-        tables, kinds = accounting.layer_cost_tables(channel_graph)
-        per_mac = np.array([self.coefficients.get(k, 0.0) for k in kinds])
-        macs = tables["macs"].combined(per_mac)
-        act = tables["activations"].combined(self.coefficients["activations"])
-        reads = tables["inputs"].combined(self.coefficients["inputs"])
-        return macs.plus(act).plus(reads, base=self.fixed_ms)
+        table = attribution.row_cost_table(channel_graph, self.coefficients, self.scales)
+        return table.combined(1.0, base=self.fixed_ms)
+
+    def features(self, channel_graph, alive_sets):
+        """The feature rows of `alive_sets` on `channel_graph`, with this profile's layer scales."""
+        return features(channel_graph, alive_sets, self.scales)
 
     def predict_ms(self, alive=None, channel_graph=None):
         """Predicted milliseconds per call with the `alive` channel groups (default: all)."""
@@ -159,6 +174,7 @@ class LatencyProfile:
             "name": tables["macs"].names, "kind": kinds,
             "multiply_accumulates": tables["macs"].per_row(alive).astype(np.int64),
             "activation_elements": tables["activations"].per_row(alive).astype(np.int64),
+            "scale": attribution.scale_vector(tables["macs"].names, self.scales),
             "latency_ms": ms,
         })
         frame["share"] = frame.latency_ms / (ms.sum() + self.fixed_ms)
@@ -189,76 +205,48 @@ def time_models(models, runtime, threads, batch_size, runs=11):
     return [float(np.min(times[k])) for k in range(len(models))]
 
 
-def features(graph, alive_sets):
-    """One row per alive set: 1, MACs per kind, output elements, input elements read."""
-    tables, kinds = accounting.layer_cost_tables(graph)
-    rows = []
-    for alive in alive_sets:
-        macs = tables["macs"].per_row(alive)
-        rows.append([1.0] + [macs[kinds == k].sum() for k in KINDS]
-                    + [tables["activations"].total(alive), tables["inputs"].total(alive)])
-    return np.array(rows)
-
-
-def fit(x, ms, weights=None):
-    """Non-negative coefficients of `ms ~ x` by column-scaled NNLS in relative error.
-
-    Each variant's row is divided by its time, so the fit minimises relative,
-    not absolute, errors: in milliseconds the unpruned and wide variants
-    outweigh the heavily pruned ones, whose time is mostly the fixed part,
-    and the fixed part came out too small (MobileNetV2 on LiteRT: 0), which
-    made pruned models look faster than they ran. Unused columns: 0.
-    `weights` (one per row, default 1) count a row that many times.
-    """
-    from scipy.optimize import nnls
-
-    ms = np.asarray(ms, dtype=np.float64)
-    w = np.ones_like(ms) if weights is None else np.asarray(weights, dtype=np.float64)
-    scale = np.abs(x).max(axis=0)
-    used = scale > 0
-    solution, _ = nnls(w[:, None] * x[:, used] / scale[used] / ms[:, None], w)
-    theta = np.zeros(x.shape[1])
-    theta[used] = solution / scale[used]
-    return dict(zip(FEATURES, theta.tolist()))
-
-
-def _measure(pm, runtime, threads, batch_size, samples, seed, timer):
+def _measure(pm, runtime, threads, batch_size, samples, seed, timer, attribute):
     graph = pm.channel_graph
-    before = pm.alive
+    round_to = ROUND_TO
     sets = variants(graph, samples, seed)
     if len({a.tobytes() for a in sets}) < 3:
         # Layers of 8 channels or fewer cannot shrink in steps of 8: aligned
         # variants would all be the same model and the fit would see no cost.
-        sets = variants(graph, samples, seed, round_to=1)
-    models = []
-    try:
-        for alive in sets:
-            pm.set_unit_alive(alive)
-            models.append(strip_pruning(pm))
-    finally:
-        pm.set_unit_alive(before)
-    seconds = timer(models, runtime, threads, batch_size)
-    x = features(graph, sets)
+        round_to = 1
+        sets = variants(graph, samples, seed, round_to=round_to)
+    labels = ["unpruned"] + [f"variant {k}" for k in range(1, len(sets))]
+    if attribute:
+        cut = attribution.cuts(graph, round_to=round_to)
+        sets += [alive for _, alive in cut]
+        labels += [f"cut {name}" for name, _ in cut]
+    seconds = timer(_stripped_all(pm, sets), runtime, threads, batch_size)
     ms = 1000.0 * np.asarray(seconds, dtype=np.float64)
-    coefficients = fit(x, ms)
+    coefficients = fit(features(graph, sets), ms)
     if not any(coefficients[k] > 0 for k in FEATURES[1:]):
         raise InvalidArgumentError(
             f"latency_profile: the {len(sets)} variants of '{pm.net.name}' timed {ms.min():.3f}-"
             f"{ms.max():.3f} ms on {runtime}, with no time that narrower layers remove; pruning "
             "cannot be steered by this latency. Prune for cost='macs', or profile a larger input "
             "or batch_size.")
-    return coefficients, sample_table(x, ms, coefficients)
+    scales, weights = {}, np.where([label.startswith("cut ") for label in labels], attribution.CUT_WEIGHT, 1.0)
+    if attribute:
+        scales, coefficients = attribution.layer_scales(graph, sets, ms, weights)
+        coefficients = {k: coefficients.get(k, 0.0) for k in FEATURES}
+    x = features(graph, sets, scales)
+    table = sample_table(x, ms, coefficients, weights, labels, multiply_accumulates(graph, sets))
+    return coefficients, table, scales
 
 
-def sample_table(x, ms, coefficients, weights=None):
-    """The timed variants: MACs, measured and fitted ms, fit weight, and the feature row of each."""
-    predicted = x @ np.array([coefficients[k] for k in FEATURES])
-    table = pd.DataFrame({"multiply_accumulates": x[:, 1:1 + len(KINDS)].sum(axis=1).astype(np.int64),
-                          "measured_ms": ms, "predicted_ms": predicted,
-                          "weight": np.ones(len(ms)) if weights is None else weights})
-    for k, name in enumerate(FEATURES):
-        table[f"x_{name}"] = x[:, k]
-    return table
+def _stripped_all(pm, alive_sets):
+    before = pm.alive
+    models = []
+    try:
+        for alive in alive_sets:
+            pm.set_unit_alive(alive)
+            models.append(strip_pruning(pm))
+    finally:
+        pm.set_unit_alive(before)
+    return models
 
 
 def _check(runtime, threads, batch_size, samples):
@@ -274,7 +262,7 @@ def _check(runtime, threads, batch_size, samples):
 
 
 def latency_profile(model, runtime="litert", threads=1, batch_size=1, samples=DEFAULT_SAMPLES, cache_dir=None,
-                    seed=DEFAULT_SEED, timer=None):
+                    seed=DEFAULT_SEED, timer=None, attribute=True):
     """Measures where a model's time goes on a runtime, and fits a latency model for pruning.
 
     Times `samples` stripped variants of the model (the unpruned one and
@@ -298,6 +286,11 @@ def latency_profile(model, runtime="litert", threads=1, batch_size=1, samples=DE
         seed: seed of the variants' widths.
         timer: `timer(models, runtime, threads, batch_size) -> seconds per
             call of each`, to replace the real timing (tests).
+        attribute: also time one cut per cluster of channel groups (half
+            its groups gone) and fit a scale per layer, so the time is split
+            between layers as the runtime spends it (`keras_taylor.attribution`;
+            12 more variants for ResNet-20, 25 for MobileNetV2). False: the
+            per-kind fit alone, which splits time by MACs and elements.
 
     Returns:
         A `LatencyProfile`: `layers` (DataFrame of where the time goes),
@@ -313,11 +306,13 @@ def latency_profile(model, runtime="litert", threads=1, batch_size=1, samples=DE
     >>> fake = lambda models, *args: [1e-3 + 1e-6 * m.count_params() for m in models]
     >>> profile = kt.latency_profile(keras.Model(inputs, outputs), timer=fake, cache_dir=False)
     >>> list(profile.layers.columns)
-    ['name', 'kind', 'multiply_accumulates', 'activation_elements', 'latency_ms', 'share']
+    ['name', 'kind', 'multiply_accumulates', 'activation_elements', 'scale', 'latency_ms', 'share']
     >>> pm = kt.TaylorPrunableModel(keras.Model(inputs, outputs))
     >>> pm.latency_profile = profile  # now pm.update_prunables(cost="latency", ...) works
     """
     threads, batch_size, samples = _check(runtime, threads, batch_size, samples)
+    if not isinstance(attribute, bool):
+        raise InvalidArgumentError(f"attribute must be True or False, got {attribute!r}")
     if isinstance(model, TaylorPrunableModel):
         pm = model
         latency.single_input_shape(pm.net)
@@ -325,19 +320,22 @@ def latency_profile(model, runtime="litert", threads=1, batch_size=1, samples=DE
         latency.single_input_shape(model)
         pm = TaylorPrunableModel(model)
     graph = pm.channel_graph
-    key = cache_key(graph, runtime, threads, batch_size, samples, seed)
+    key = cache_key(graph, runtime, threads, batch_size, samples, seed, attribute)
     path = None if cache_dir is False else cache_path(cache_dir, key)
     if path is not None and path.exists():
         try:
             saved = json.loads(path.read_text())
             profile = LatencyProfile(saved["coefficients"], pd.DataFrame(saved["samples"]), key, runtime,
-                                     threads, batch_size, graph, from_cache=True, path=path)
+                                     threads, batch_size, graph, from_cache=True, path=path,
+                                     scales=saved["scales"])
             profile.timer = timer or time_models
             return profile
         except (ValueError, KeyError):
             pass  # a damaged entry is measured again
-    coefficients, table = _measure(pm, runtime, threads, batch_size, samples, seed, timer or time_models)
-    profile = LatencyProfile(coefficients, table, key, runtime, threads, batch_size, graph, path=path)
+    coefficients, table, scales = _measure(pm, runtime, threads, batch_size, samples, seed, timer or time_models,
+                                           attribute)
+    profile = LatencyProfile(coefficients, table, key, runtime, threads, batch_size, graph, path=path,
+                             scales=scales)
     profile.timer = timer or time_models
     if path is not None:
         save(path, profile)
@@ -348,7 +346,8 @@ def save(path, profile):
     """Writes `profile` to its cache entry (atomically: a reader never sees half a file)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"coefficients": profile.coefficients, "samples": profile.samples.to_dict("list"),
+    tmp.write_text(json.dumps({"coefficients": profile.coefficients, "scales": profile.scales,
+                               "samples": profile.samples.to_dict("list"),
                                "runtime": profile.runtime, "threads": profile.threads,
                                "batch_size": profile.batch_size, "machine": machine()}))
     tmp.replace(path)

@@ -3,7 +3,7 @@
 A key changes with anything that changes a profile: the architecture
 (`fingerprint`), the runtime, threads and batch size, this machine, the
 TensorFlow version, `CACHE_VERSION`, and the variants timed (`samples`,
-`seed`) where they are not the defaults.
+`seed`, `attribute`) where they are not the defaults.
 """
 
 import hashlib
@@ -14,7 +14,7 @@ import platform
 
 from keras_taylor.masking import ChannelMask
 
-CACHE_VERSION = 6
+CACHE_VERSION = 7  # 7: per-layer scales (keras_taylor.attribution)
 DEFAULT_SAMPLES = 8
 DEFAULT_SEED = 0
 
@@ -49,12 +49,15 @@ def fingerprint(channel_graph):
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
-def cache_key(channel_graph, runtime, threads, batch_size, samples=DEFAULT_SAMPLES, seed=DEFAULT_SEED):
+def cache_key(channel_graph, runtime, threads, batch_size, samples=DEFAULT_SAMPLES, seed=DEFAULT_SEED,
+              attribute=True):
     import tensorflow as tf
 
     what = [CACHE_VERSION, fingerprint(channel_graph), runtime, threads, batch_size, machine(), tf.__version__]
     if (samples, seed) != (DEFAULT_SAMPLES, DEFAULT_SEED):  # another fit; the defaults keep their old keys
         what += [samples, seed]
+    if not attribute:
+        what.append("per-kind only")
     return hashlib.sha256(json.dumps(what).encode()).hexdigest()[:24]
 
 

@@ -28,6 +28,8 @@ LAYERS = [
     ["model"],
     ["surgery", "report"],
     ["latency_variants", "profile_cache"],
+    ["attribution"],
+    ["latency_fit"],
     ["profile"],
     ["latency_goal"],
     ["folding", "callbacks"],
