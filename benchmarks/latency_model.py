@@ -5,7 +5,7 @@ For ResNet-20 (32x32x3), MobileNetV2 and ResNet50 (weights=None, input
 one interpreter thread) and the Keras runtime (a `tf.function`, batch 32,
 one intra-op thread, so that the CPU-time clock applies: see
 `profile.time_models`): `kt.latency_profile` (timed here, no
-cache), then L1-scored pruning with `cost="latency"` and `round_to=8` to
+cache; per-layer attribution unless `--per-kind`), then L1-scored pruning with `cost="latency"` and `round_to=8` to
 10, 30, 50 and 70% less predicted latency, and, on LiteRT, to the goals
 `kt.Speedup(1.5)` and `kt.Speedup(2.0)`. The unpruned and all pruned
 stripped models of one model and runtime are timed round robin in one run
@@ -17,7 +17,7 @@ building the profile and checking it.
 The machine load (`uptime`) is printed, since other work shares these CPUs.
 
     python -m benchmarks.latency_model [--quick] [--models ResNet-20,MobileNetV2,ResNet50]
-        [--runtimes litert,keras] [--samples 8] [--runs 15]
+        [--runtimes litert,keras] [--samples 8] [--runs 15] [--per-kind]
 """
 
 import os
@@ -63,24 +63,23 @@ def pruned_models(model, prof, runtime):
     return out, pm.channel_graph
 
 
-def side_by_side(graph, variants, cases, runtime, threads, batch, samples, runs):
+def side_by_side(graph, variants, cases, runtime, threads, batch, samples, runs, attribute):
     """Times the profile's variants and the pruned models in one round robin, refits the
     latency model on the variants' times and predicts the pruned ones: the model's error
     without the drift of machine load between building the profile and checking it."""
     import numpy as np
 
-    from keras_taylor import latency_variants
     from keras_taylor import profile as kt_profile
 
     models = variants + [c[3] for c in cases]
     ms = 1000 * np.asarray(kt_profile.time_models(models, runtime, threads, batch, runs=runs))
-    sets = latency_variants.variants(graph, samples, seed=0)
-    theta = kt_profile.fit(kt_profile.features(graph, sets), ms[:len(variants)])
-    x = kt_profile.features(graph, [c[2] for c in cases])
+    sets, labels = kt_profile.variant_sets(graph, samples, 0, attribute)
+    theta, _, scales = kt_profile.fit_timings(graph, sets, labels, ms[:len(variants)], attribute)
+    x = kt_profile.features(graph, [c[2] for c in cases], scales)
     return x @ np.array([theta[k] for k in kt_profile.FEATURES]), ms[len(variants):]
 
 
-def one(name, model, runtime, samples, runs):
+def one(name, model, runtime, samples, runs, attribute=True):
     import numpy as np
 
     import keras_taylor as kt
@@ -95,11 +94,11 @@ def one(name, model, runtime, samples, runs):
 
     start = time.perf_counter()
     prof = kt.latency_profile(model, runtime=runtime, threads=threads, batch_size=batch,
-                              samples=samples, cache_dir=False, timer=timer)
+                              samples=samples, cache_dir=False, timer=timer, attribute=attribute)
     built = time.perf_counter() - start
     fit_error = np.abs(prof.samples.predicted_ms / prof.samples.measured_ms - 1).max()
     cases, graph = pruned_models(model, prof, runtime)
-    refit, measured = side_by_side(graph, variants, cases, runtime, threads, batch, samples, runs)
+    refit, measured = side_by_side(graph, variants, cases, runtime, threads, batch, samples, runs, attribute)
     where = f"{runtime} b{batch}"
     rows = []
     for (label, p, _, _), m, r in zip(cases, measured, refit):
@@ -124,6 +123,7 @@ def main():
     p.add_argument("--runs", type=int, default=15)
     p.add_argument("--resnet50-size", type=int, default=64)
     p.add_argument("--mobilenet-size", type=int, default=96)
+    p.add_argument("--per-kind", action="store_true", help="profiles with attribute=False (no per-layer cuts)")
     args = p.parse_args()
     names = ["ResNet-20"] if args.quick else args.models.split(",")
     if "keras" in args.runtimes:
@@ -136,7 +136,7 @@ def main():
     for name in names:
         model = build(name, args.resnet50_size, args.mobilenet_size)
         for runtime in args.runtimes.split(","):
-            r, b = one(name, model, runtime, args.samples, args.runs)
+            r, b = one(name, model, runtime, args.samples, args.runs, not args.per_kind)
             rows += r
             builds.append(b)
             print(_common.markdown_table(HEADER, r), flush=True)

@@ -205,8 +205,8 @@ def time_models(models, runtime, threads, batch_size, runs=11):
     return [float(np.min(times[k])) for k in range(len(models))]
 
 
-def _measure(pm, runtime, threads, batch_size, samples, seed, timer, attribute):
-    graph = pm.channel_graph
+def variant_sets(graph, samples, seed, attribute):
+    """`(alive sets, labels)` that a profile times: the variants, then (with `attribute`) one cut per cluster."""
     round_to = ROUND_TO
     sets = variants(graph, samples, seed)
     if len({a.tobytes() for a in sets}) < 3:
@@ -219,21 +219,33 @@ def _measure(pm, runtime, threads, batch_size, samples, seed, timer, attribute):
         cut = attribution.cuts(graph, round_to=round_to)
         sets += [alive for _, alive in cut]
         labels += [f"cut {name}" for name, _ in cut]
+    return sets, labels
+
+
+def fit_timings(graph, sets, labels, ms, attribute):
+    """`(coefficients, samples table, scales)` fitted to the times `ms` of `variant_sets`' alive sets."""
+    scales, weights = {}, np.where([label.startswith("cut ") for label in labels], attribution.CUT_WEIGHT, 1.0)
+    if attribute:
+        scales, coefficients = attribution.layer_scales(graph, sets, ms, weights)
+        coefficients = {k: coefficients.get(k, 0.0) for k in FEATURES}
+    else:
+        coefficients = fit(features(graph, sets), ms)
+    x = features(graph, sets, scales)
+    return coefficients, sample_table(x, ms, coefficients, weights, labels, multiply_accumulates(graph, sets)), scales
+
+
+def _measure(pm, runtime, threads, batch_size, samples, seed, timer, attribute):
+    graph = pm.channel_graph
+    sets, labels = variant_sets(graph, samples, seed, attribute)
     seconds = timer(_stripped_all(pm, sets), runtime, threads, batch_size)
     ms = 1000.0 * np.asarray(seconds, dtype=np.float64)
-    coefficients = fit(features(graph, sets), ms)
+    coefficients, table, scales = fit_timings(graph, sets, labels, ms, attribute)
     if not any(coefficients[k] > 0 for k in FEATURES[1:]):
         raise InvalidArgumentError(
             f"latency_profile: the {len(sets)} variants of '{pm.net.name}' timed {ms.min():.3f}-"
             f"{ms.max():.3f} ms on {runtime}, with no time that narrower layers remove; pruning "
             "cannot be steered by this latency. Prune for cost='macs', or profile a larger input "
             "or batch_size.")
-    scales, weights = {}, np.where([label.startswith("cut ") for label in labels], attribution.CUT_WEIGHT, 1.0)
-    if attribute:
-        scales, coefficients = attribution.layer_scales(graph, sets, ms, weights)
-        coefficients = {k: coefficients.get(k, 0.0) for k in FEATURES}
-    x = features(graph, sets, scales)
-    table = sample_table(x, ms, coefficients, weights, labels, multiply_accumulates(graph, sets))
     return coefficients, table, scales
 
 
