@@ -20,10 +20,12 @@ shrink with the square of the width. NNLS sets a term to 0 where the
 timings do not need it (ResNet-20 on LiteRT: fixed and kxk conv only).
 What took ResNet-20's error at heavy pruning from -42% to within ~10%
 (docs/benchmarks.md) was the choice of variants, the CPU-time clock and the
-fit in relative error below. Known limit: MobileNetV2 on LiteRT is not
-linear in these terms (time per MAC is highest at 40-75% of the MACs,
-lower unpruned and lowest below 30%; -13% at 50% and -21% at 70% less,
-`Speedup(2.0)` measured 1.53x at f83f53b, docs/benchmarks.md).
+fit in relative error below; per-layer attribution then took it within
+6% at every goal (9ea6a99). Known limit: MobileNetV2 on LiteRT is not
+linear in these terms (its time per MAC falls as the whole model narrows;
+-18% at 50% and -25% at 70% less with attribution, `Speedup(2.0)`
+measured 1.62x at 9ea6a99, docs/benchmarks.md), which the timed loop of
+`kt.prune_to_latency` closes.
 Channel-tile granularity (XNNPACK's 8- or 16-channel tiles) is not
 modelled: it is not bilinear, so the variants keep multiples of 8 channels
 and `round_to=8` is what to prune with when the goal is latency.
