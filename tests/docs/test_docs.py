@@ -96,3 +96,14 @@ def test_benchmark_docs_say_what_the_cifar10_subset_is():
     finally:
         os.environ.clear()
         os.environ.update(saved)
+
+
+def test_readme_and_benchmark_docs_say_each_result_once():
+    """A pasted section must replace its old copy: two copies of a result disagree sooner or later."""
+    import re
+
+    readme = (REPO / "README.md").read_text()
+    bullets = [line for line in readme.splitlines() if line.startswith("- **")]
+    assert len(bullets) == len(set(bullets)), [b[:60] for b in bullets if bullets.count(b) > 1]
+    sections = re.findall(r"<!-- section:(\w+) -->", (REPO / "docs" / "benchmarks.md").read_text())
+    assert len(sections) == len(set(sections)), sorted({s for s in sections if sections.count(s) > 1})
