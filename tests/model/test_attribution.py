@@ -45,7 +45,16 @@ def _saving_errors(profile, graph):
     return errors
 
 
-def test_cuts_remove_half_of_one_cluster_each_aligned_to_8():
+def test_a_cut_keeps_a_fifth_of_a_wide_cluster_rounded_to_8():
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(40, 3, name="wide")(inputs)
+    model = keras.Model(inputs, keras.layers.Conv2D(4, 1, name="out")(x))
+    graph = kt.TaylorPrunableModel(model).channel_graph
+    (name, alive), = attribution.cuts(graph)
+    assert name == "wide" and graph.layout.channels_left(alive).tolist() == [8, 4]  # 40 -> 8, a fifth; out whole
+
+
+def test_cuts_narrow_one_cluster_each_aligned_to_8():
     graph = kt.TaylorPrunableModel(_chain()).channel_graph
     cut = attribution.cuts(graph)
     assert [name for name, _ in cut] == ["first", "dear", "last"]
@@ -53,7 +62,7 @@ def test_cuts_remove_half_of_one_cluster_each_aligned_to_8():
     for name, alive in cut:
         left = graph.layout.channels_left(alive)
         changed = left != graph.layout.channels_left(full)
-        assert changed.sum() == 1 and left[changed][0] == 8  # one layer, 16 -> 8
+        assert changed.sum() == 1 and left[changed][0] == 8  # one layer, 16 -> 8 (a fifth, rounded up to 8)
 
 
 def test_fit_rates_recovers_each_layers_time_per_mac():
