@@ -10,7 +10,7 @@ for each layer kind, fitted on whole-model variants) and `attribute=True`
 
 Timed together on LiteRT (batch 1, one thread, fastest of `--runs` samples
 in CPU time): the unpruned model, one cut per cluster of channel groups
-(half its groups gone, as `keras_taylor.attribution.cuts`), and each
+(a fifth of its groups left, as `keras_taylor.attribution.cuts`), and each
 profile's `kt.Speedup(1.5)` and `kt.Speedup(2.0)` plans with
 `cost="latency"` (L1 scores of the model as built). Reported per profile:
 
