@@ -29,9 +29,11 @@ MACs that may cost little time.
 
 With `--model mobilenetv2`, the same on keras.applications' MobileNetV2
 (32x32 input, trained from scratch on the same data), into its own section
-of docs/benchmarks.md.
+of docs/benchmarks.md; with `--model mobilenetv2-64`, MobileNetV2 alpha 0.5
+on the images enlarged to 64x64 (about the same MACs, a 2x2 last feature map
+instead of 1x1: the 32x32 one reaches only 31% on this data).
 
-    python -m benchmarks.equal_latency [--quick] [--seeds 3] [--speedup 2.0] [--model resnet20|mobilenetv2]
+    python -m benchmarks.equal_latency [--quick] [--seeds 3] [--speedup 2.0] [--model resnet20|mobilenetv2|mobilenetv2-64]
 """
 
 import time
@@ -225,7 +227,7 @@ def write_docs(rows, w, meta, s, quick, seeds, speedup, model="resnet20"):
         table(rows), "",
         f"**Best mean accuracy at {r0['at_ms']:.3f} ms measured: the {best_cost(rows)} goal.**",
     ]
-    _common.write_section("equal_latency" + ("" if model == "resnet20" else f"_{model}"), "\n".join(lines))
+    _common.write_section("equal_latency" + ("" if model == "resnet20" else f"_{model.replace('-', '_')}"), "\n".join(lines))
 
 
 def main():
