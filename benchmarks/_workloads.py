@@ -52,6 +52,9 @@ def _setup_offline_data():
 _setup_offline_data()
 
 
+ADDED_FIELDS = ("alpha", "upscale")  # Workload fields newer than the cached baselines
+
+
 @dataclasses.dataclass(frozen=True)
 class Workload:
     """A model + dataset + baseline recipe; `key()` names its cache entry."""
@@ -72,9 +75,9 @@ class Workload:
     upscale: int = 1   # images enlarged this many times (nearest neighbour) before the model sees them
 
     def key(self):
-        # fields at their defaults stay out of the key, so adding one keeps the cached baselines
-        fields = {k: v for k, v in dataclasses.asdict(self).items() if k not in NEW_FIELD_DEFAULTS
-                  or v != NEW_FIELD_DEFAULTS[k]}
+        # fields added after baselines were cached stay out of the key at their defaults, so those stay valid
+        added = {f.name: f.default for f in dataclasses.fields(self) if f.name in ADDED_FIELDS}
+        fields = {k: v for k, v in dataclasses.asdict(self).items() if k not in added or v != added[k]}
         blob = json.dumps(fields, sort_keys=True)
         return f"{self.name}-{hashlib.sha1(blob.encode()).hexdigest()[:10]}"
 
@@ -144,7 +147,6 @@ def mobilenetv2_cifar_64(quick=False):
 
 
 WORKLOADS = {"resnet20": resnet20_cifar, "mobilenetv2": mobilenetv2_cifar, "mobilenetv2-64": mobilenetv2_cifar_64}
-NEW_FIELD_DEFAULTS = {"alpha": 1.0, "upscale": 1}
 
 
 def resnet20_fashion(quick=False):
