@@ -32,10 +32,14 @@ ranking="importance")`; the MACs goal then only says when to stop); its
 results go to their own section of docs/benchmarks.md. With
 `--score-batches N`, keras-taylor scores on N fresh training batches before
 each step (`kt.compress(..., score_batches=N)`), as Torch-Pruning's loop
-does, instead of gathering scores during the fine-tuning epoch.
+does, instead of gathering scores during the fine-tuning epoch. With
+`--normalize l2` or `--normalize mean`, keras-taylor normalises the scores
+per layer before ranking them (`kt.compress(..., normalize=...)`);
+Torch-Pruning's `TaylorImportance()` divides each group's scores by their
+mean by default.
 
     python -m benchmarks.torch_pruning_macs [--quick] [--seeds N] [--targets 0.3 0.5 0.7] [--ranking importance]
-        [--score-batches 10]
+        [--score-batches 10] [--normalize l2|mean]
 """
 
 import argparse
@@ -130,7 +134,7 @@ class TorchMacsSide:
               flush=True)
 
 
-def run(base, w, data, s, targets, seed, ranking=None, score_batches=None):
+def run(base, w, data, s, targets, seed, variant):
     """Both loops, interleaved, for one seed; the rows of each side."""
     import keras
 
@@ -155,7 +159,7 @@ def run(base, w, data, s, targets, seed, ranking=None, score_batches=None):
         fine_tune_epochs=s["fine_tune_epochs"], validation_data=(xs, ys), metric="accuracy",
         output="last-iteration", batch_size=w.batch, callbacks=[Interleave()], verbose=0, seed=seed,
         recalibration_batches=0,  # like the PyTorch side: no batch-norm re-estimation after a step
-        ranking=ranking, score_batches=score_batches,
+        **variant,
     )
     ph, vh = info.pruning_history, info.validation_history
     rows = []
@@ -169,14 +173,14 @@ def run(base, w, data, s, targets, seed, ranking=None, score_batches=None):
             "kt_macs": kt_macs, "tp_macs": torch_side.original, "torch_base_acc": torch_side.base_acc}
 
 
-def run_isolated(quick, targets, seed, ranking=None, score_batches=None):
+def run_isolated(quick, targets, seed, variant):
     """`run` in this (fresh) process: loads the cached baseline and data itself."""
     import torch
 
     torch.set_num_threads(2)
     s = settings(quick)
     w, base, _, data = _workloads.cifar_fine_tuning(quick, s["train_subset"])
-    return run(base, w, data, s, targets, seed, ranking, score_batches)
+    return run(base, w, data, s, targets, seed, variant)
 
 
 def at_targets(runs, targets):
@@ -219,12 +223,11 @@ def write_docs(res, quick):
           f"{100 * r['tp_reduction']:.1f}", _pct_range(r["kt_acc"], r["kt_range"]),
           _pct_range(r["tp_acc"], r["tp_range"])] for r in rows],
     )
-    ranking, score_batches = res["ranking"], res["score_batches"]
-    variant = [f"ranking=\"{ranking}\"" if ranking else "", f"score_batches={score_batches}" if score_batches else ""]
-    variant = " and ".join(v for v in variant if v)
+    variant = res["variant"]
+    ranking, score_batches, normalize = (variant.get(k) for k in ("ranking", "score_batches", "normalize"))
     lines = [
         "## keras-taylor's MACs goal vs Torch-Pruning's MACs-target loop (round_to=8)"
-        + (f", keras-taylor with {variant}" if variant else ""),
+        + (f", keras-taylor with {' and '.join(f'{k}={v!r}' for k, v in variant.items())}" if variant else ""),
         "",
         *_workloads.header(quick),
         f"PyTorch {res['torch_version']}, torch-pruning {res['tp_version']} (CPU, 2 threads); machine load "
@@ -234,10 +237,10 @@ def write_docs(res, quick):
         f"subset; one fine-tuning epoch per iteration over {s['train_subset']} training images, SGD momentum 0.9, "
         f"lr {s['lr']}, batch 128; test split as validation). keras-taylor: `kt.compress(cost=\"macs\", "
         f"goal={max(res['targets'])}, increment={s['increment']}, round_to=8, fine_tune_epochs=1, "
-        f"recalibration_batches=0{f', ranking={ranking!r}' if ranking else ''}"
-        f"{f', score_batches={score_batches}' if score_batches else ''})`, "
+        f"recalibration_batches=0{''.join(f', {k}={v!r}' for k, v in variant.items())})`, "
         + (f"scores from {score_batches} fresh training batches before each step" if score_batches
            else "default scoring (Taylor scores gathered during fine-tuning)")
+        + (f", scores normalised per layer ({normalize})" if normalize else "")
         + (" (channel groups ranked by Taylor importance alone, as Torch-Pruning's)" if ranking == "importance"
            else " (channel groups ranked by importance per MAC saved)") + ". Torch-Pruning: a global `MetaPruner` with "
         f"`TaylorImportance()`, `round_to=8`, `pruning_ratio={s['pruning_ratio']}`, "
@@ -257,11 +260,14 @@ def write_docs(res, quick):
         + (" Quick mode: a smoke run (a 2-epoch baseline on 2000 images, 1024 fine-tuning images, 2 score "
            "batches)." if quick else ""),
     ]
-    _common.write_section(section_name(ranking, score_batches), "\n".join(lines))
+    _common.write_section(section_name(variant), "\n".join(lines))
 
 
-def section_name(ranking=None, score_batches=None):
-    return "torch_pruning_macs" + (f"_{ranking}" if ranking else "") + ("_fresh_scores" if score_batches else "")
+def section_name(variant):
+    """The docs section of a keras-taylor variant (the names of earlier runs' sections kept)."""
+    name = "torch_pruning_macs" + (f"_{variant['ranking']}" if variant.get("ranking") else "")
+    name += "_fresh_scores" if variant.get("score_batches") else ""
+    return name + (f"_normalize_{variant['normalize']}" if variant.get("normalize") else "")
 
 
 def main(argv=None):
@@ -278,7 +284,11 @@ def main(argv=None):
     parser.add_argument("--score-batches", type=int, default=None,
                         help="keras-taylor scores on this many fresh batches before each step (default: "
                              "scores gathered during fine-tuning)")
+    parser.add_argument("--normalize", default=None, choices=["l2", "mean"],
+                        help="keras-taylor normalises scores per layer this way (default: raw scores)")
     args = parser.parse_args(argv)
+    variant = {k: v for k, v in (("ranking", args.ranking), ("score_batches", args.score_batches),
+                                 ("normalize", args.normalize)) if v}
     import torch
     from importlib import metadata
 
@@ -288,19 +298,19 @@ def main(argv=None):
     from benchmarks import torch_pruning_macs as this  # importable by name in the child, even under -m
 
     targets = sorted(args.targets)
-    runs = [in_fresh_process(this.run_isolated, args.quick, targets, seed, args.ranking,
-                                 args.score_batches) for seed in range(args.seeds or s["seeds"])]
+    runs = [in_fresh_process(this.run_isolated, args.quick, targets, seed, variant)
+            for seed in range(args.seeds or s["seeds"])]
     res = {"runs": runs, "rows": at_targets(runs, targets), "targets": targets, "keras_base_acc": meta["accuracy"],
            "torch_version": torch.__version__, "tp_version": metadata.version("torch-pruning"),
-           "load": (load_start, os.getloadavg()[0]), "ranking": args.ranking, "score_batches": args.score_batches}
+           "load": (load_start, os.getloadavg()[0]), "variant": variant}
     for r in res["rows"]:
         print(f"target {100 * r['target']:.0f}% fewer MACs: kt {100 * r['kt_reduction']:.1f}% reached, acc "
               f"{100 * r['kt_acc']:.2f}% | TP {100 * r['tp_reduction']:.1f}% reached, acc {100 * r['tp_acc']:.2f}%")
     if not args.no_docs:
         write_docs(res, args.quick)
     wins = sum(r["kt_acc"] >= r["tp_acc"] for r in res["rows"])
-    _workloads.save_summary(section_name(args.ranking, args.score_batches), {"rows": [{
-        "benchmark": section_name(args.ranking, args.score_batches), "what": "accuracy at equal MACs, round_to=8 (MACs goal vs TP's MACs loop)",
+    _workloads.save_summary(section_name(variant), {"rows": [{
+        "benchmark": section_name(variant), "what": "accuracy at equal MACs, round_to=8 (MACs goal vs TP's MACs loop)",
         "result": f"kt >= TP at {wins}/{len(res['rows'])} targets (mean of {len(runs)} seeds)",
         "target": "equal or better everywhere", "met": "yes" if wins == len(res["rows"]) else "no"}],
         "seconds": time.perf_counter() - start})

@@ -35,8 +35,11 @@ class TaylorPrunableModel(ScoreGathering, keras.Model):
         criterion: a `kt.importance.Criterion` (`Taylor()`, `L1()`,
             `Random()` or your own) or its name: `"taylor"` (default),
             `"l1"` or `"random"`.
-        normalize: L2-normalise scores per producing layer before the global
-            ranking (Molchanov et al. 2017). Raw scores of channels a
+        normalize: False (default: raw scores), `"l2"` (or True) or
+            `"mean"`: divide the scores of each producing layer by their L2
+            norm (Molchanov et al. 2017) or their mean (Torch-Pruning's
+            default; a layer's width then does not shift its rank) before the
+            global ranking. Raw scores of channels a
             residual stream shares add up over every residual block that reads them,
             so for large one-shot cuts of residual networks a raw global
             ranking empties the blocks' inner convolutions first; on plain
@@ -98,7 +101,7 @@ class TaylorPrunableModel(ScoreGathering, keras.Model):
         super().__init__(**kwargs)
         self.net = model
         self.criterion = criterion
-        self.normalize = bool(normalize)
+        self.normalize = normalize if pruner.as_normalizer(normalize) else False
         self.spatial_reduction = spatial_reduction
         self.prune_dense = options.prune_dense
         self.prune_frozen = options.prune_frozen
@@ -182,7 +185,7 @@ class TaylorPrunableModel(ScoreGathering, keras.Model):
             )
         if self.normalize:
             scores = pruner.normalize_per_layer(
-                scores, self._unit_primary, graph.prunable_units
+                scores, self._unit_primary, graph.prunable_units, pruner.as_normalizer(self.normalize)
             )
         return scores
 

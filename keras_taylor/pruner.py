@@ -27,6 +27,8 @@ MACs or latency estimates) or an exact measure of the pruned model
 
 import numpy as np
 
+from keras_taylor.errors import InvalidArgumentError
+
 
 class ChannelLayout:
     """How channel groups spread over the layers that create channels.
@@ -306,24 +308,44 @@ def round_channels(layout, alive, order, count, round_to, max_steps=100000):
     return removed
 
 
-def normalize_per_layer(scores, primary_layer, groups):
-    """L2-normalises `scores[groups]` among groups of the same first layer.
+NORMALIZERS = ("l2", "mean")
+
+
+def as_normalizer(normalize):
+    """The norm a `normalize=` argument names: None (raw scores), `"l2"` (also True) or `"mean"`."""
+    if normalize is None or normalize is False:
+        return None
+    if normalize is True:
+        return "l2"
+    if normalize in NORMALIZERS:
+        return normalize
+    raise InvalidArgumentError(f"normalize must be False, True, 'l2' or 'mean', got {normalize!r}")
+
+
+def normalize_per_layer(scores, primary_layer, groups, norm="l2"):
+    """Divides `scores[groups]` by their L2 norm or mean among groups of the same first layer.
 
     Molchanov et al. 2017: layers with large activations would otherwise
-    dominate a global ranking.
+    dominate a global ranking. `"l2"` leaves a layer of n equal scores at
+    1/sqrt(n) each, so wide layers rank lower; `"mean"` (Torch-Pruning's
+    default normaliser) leaves every layer averaging 1 whatever its width.
 
     Args:
         scores: float array, one per channel group.
         primary_layer: mapping group -> the first layer creating its
             channels (groups missing from it are normalised together).
         groups: the groups to normalise.
+        norm: `"l2"` or `"mean"`.
     """
+    if norm not in NORMALIZERS:
+        raise ValueError(f"norm must be one of {NORMALIZERS}, got {norm!r}")
     scores = np.asarray(scores, dtype=np.float64).copy()
     by_layer = {}
     for g in groups:
         by_layer.setdefault(primary_layer.get(int(g)), []).append(int(g))
     for members in by_layer.values():
-        norm = np.sqrt(np.sum(scores[members] ** 2))
-        if norm > 0:
-            scores[members] /= norm
+        values = scores[members]
+        scale = np.sqrt(np.sum(values ** 2)) if norm == "l2" else np.mean(values)
+        if scale > 0:
+            scores[members] /= scale
     return scores

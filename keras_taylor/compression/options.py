@@ -12,7 +12,7 @@ import dataclasses
 
 import numpy as np
 
-from keras_taylor import goals
+from keras_taylor import goals, pruner
 from keras_taylor.errors import InvalidArgumentError
 from keras_taylor.rebuild import check_threshold
 
@@ -158,7 +158,8 @@ class Scoring:
             With a number, fine-tuning gathers no scores of its own
             (`TaylorPrunableModel.gather_scores` off), since each step
             replaces them.
-        normalize: L2-normalise scores per layer.
+        normalize: False (raw scores), `"l2"` (or True) or `"mean"`:
+            normalise scores per layer (`TaylorPrunableModel(normalize=...)`).
         prune_dense: also prune Dense units.
         prune_frozen: True (default) prunes layers with `trainable=False`
             too (they are counted in the learnables); False leaves every
@@ -168,13 +169,14 @@ class Scoring:
 
     criterion: object = "taylor"
     score_batches: int = None
-    normalize: bool = False
+    normalize: object = False
     prune_dense: bool = False
     prune_frozen: bool = True
 
     def check(self):
         if self.score_batches is not None and not (isinstance(self.score_batches, int) and self.score_batches > 0):
             raise InvalidArgumentError(f"score_batches must be a positive int or None, got {self.score_batches!r}")
+        pruner.as_normalizer(self.normalize)
 
 
 @dataclasses.dataclass

@@ -53,3 +53,8 @@ def test_stop_reasons_are_the_sentences_compress_prints():
 def test_an_invalid_option_group_is_refused_by_name():
     with pytest.raises(kt.InvalidArgumentError, match="goal"):
         CompressOptions(target=Target(goal=1.5)).check(None)
+
+
+def test_an_unknown_normalize_is_refused_by_name():
+    with pytest.raises(kt.InvalidArgumentError, match="normalize"):
+        options_module.Scoring(normalize="max").check()

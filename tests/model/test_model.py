@@ -193,6 +193,20 @@ def test_normalize_scales_taylor_scores_to_unit_norm_per_layer():
         np.testing.assert_allclose(scaled, plain / np.linalg.norm(plain), rtol=1e-6)
 
 
+def test_normalize_mean_divides_each_layers_scores_by_their_mean_and_survives_the_config():
+    model = randomize_weights(tiny_cnn(filters=(4, 6)))
+    normed = kt.TaylorPrunableModel(model, normalize="mean")
+    raw = kt.TaylorPrunableModel(model)
+    for pm in (normed, raw):
+        pm.update_score(X, Y, loss="mse")
+    for layer in ("c0", "c1"):
+        plain = raw.scores[units_of(raw, layer)]
+        np.testing.assert_allclose(normed.scores[units_of(normed, layer)], plain / plain.mean(), rtol=1e-6)
+    assert normed.get_config()["normalize"] == "mean"
+    with pytest.raises(kt.errors.InvalidArgumentError, match="normalize"):
+        kt.TaylorPrunableModel(model, normalize="median")
+
+
 def test_spatial_reduction_sum_scales_by_positions():
     model = randomize_weights(tiny_cnn(filters=(4, 6)))
     mean = kt.TaylorPrunableModel(model, spatial_reduction="mean", normalize=False)

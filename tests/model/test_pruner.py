@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+import keras_taylor as kt
 from keras_taylor import pruner
 
 
@@ -83,6 +84,21 @@ def test_normalisation_is_per_first_layer():
     scores = np.array([3.0, 4.0, 10.0, 0.0])
     out = pruner.normalize_per_layer(scores, {0: "a", 1: "a", 2: "b"}, [0, 1, 2, 3])
     np.testing.assert_allclose(out, [0.6, 0.8, 1.0, 0.0])
+
+
+def test_mean_normalisation_leaves_each_layer_averaging_one_whatever_its_width():
+    scores = np.array([1.0, 3.0, 5.0, 5.0, 5.0, 5.0])
+    primary = {0: "narrow", 1: "narrow", 2: "wide", 3: "wide", 4: "wide", 5: "wide"}
+    out = pruner.normalize_per_layer(scores, primary, range(6), "mean")
+    np.testing.assert_allclose(out, [0.5, 1.5, 1.0, 1.0, 1.0, 1.0])
+    l2 = pruner.normalize_per_layer(scores, primary, range(6), "l2")
+    assert l2[2] < l2[1]  # L2 ranks the wide layer's equal channels lower
+
+
+def test_a_normalize_argument_names_its_norm_or_is_refused():
+    assert [pruner.as_normalizer(v) for v in (False, None, True, "l2", "mean")] == [None, None, "l2", "l2", "mean"]
+    with pytest.raises(kt.errors.InvalidArgumentError, match="normalize"):
+        pruner.as_normalizer("max")
 
 
 def test_plan_changes_nothing_it_is_given():
