@@ -101,7 +101,7 @@ class TaylorPrunableModel(ScoreGathering, keras.Model):
         super().__init__(**kwargs)
         self.net = model
         self.criterion = criterion
-        self.normalize = normalize if pruner.as_normalizer(normalize) else False
+        self.normalize = normalize if scoring.as_normalizer(normalize) else False
         self.spatial_reduction = spatial_reduction
         self.prune_dense = options.prune_dense
         self.prune_frozen = options.prune_frozen
@@ -185,7 +185,7 @@ class TaylorPrunableModel(ScoreGathering, keras.Model):
             )
         if self.normalize:
             scores = pruner.normalize_per_layer(
-                scores, self._unit_primary, graph.prunable_units, pruner.as_normalizer(self.normalize)
+                scores, self._unit_primary, graph.prunable_units, scoring.as_normalizer(self.normalize)
             )
         return scores
 

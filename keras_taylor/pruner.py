@@ -27,8 +27,6 @@ MACs or latency estimates) or an exact measure of the pruned model
 
 import numpy as np
 
-from keras_taylor.errors import InvalidArgumentError
-
 
 class ChannelLayout:
     """How channel groups spread over the layers that create channels.
@@ -309,17 +307,6 @@ def round_channels(layout, alive, order, count, round_to, max_steps=100000):
 
 
 NORMALIZERS = ("l2", "mean")
-
-
-def as_normalizer(normalize):
-    """The norm a `normalize=` argument names: None (raw scores), `"l2"` (also True) or `"mean"`."""
-    if normalize is None or normalize is False:
-        return None
-    if normalize is True:
-        return "l2"
-    if normalize in NORMALIZERS:
-        return normalize
-    raise InvalidArgumentError(f"normalize must be False, True, 'l2' or 'mean', got {normalize!r}")
 
 
 def normalize_per_layer(scores, primary_layer, groups, norm="l2"):

@@ -14,9 +14,21 @@ Normalisation per layer lives with the pruning decision (`pruner.py`).
 import numpy as np
 import tensorflow as tf
 
-from keras_taylor.pruner import normalize_per_layer  # noqa: F401  (kept importable here)
+from keras_taylor.errors import InvalidArgumentError
+from keras_taylor.pruner import NORMALIZERS, normalize_per_layer  # noqa: F401  (kept importable here)
 
 SPATIAL_REDUCTIONS = ("mean", "sum")
+
+
+def as_normalizer(normalize):
+    """The norm a `normalize=` argument names: None (raw scores), `"l2"` (also True) or `"mean"`."""
+    if normalize is None or normalize is False:
+        return None
+    if normalize is True:
+        return "l2"
+    if normalize in NORMALIZERS:
+        return normalize
+    raise InvalidArgumentError(f"normalize must be False, True, 'l2' or 'mean', got {normalize!r}")
 
 
 def tap_layout(mask_units, tap_shapes, spatial_reduction):

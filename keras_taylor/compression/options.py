@@ -12,7 +12,7 @@ import dataclasses
 
 import numpy as np
 
-from keras_taylor import goals, pruner
+from keras_taylor import goals, scoring
 from keras_taylor.errors import InvalidArgumentError
 from keras_taylor.rebuild import check_threshold
 
@@ -176,7 +176,7 @@ class Scoring:
     def check(self):
         if self.score_batches is not None and not (isinstance(self.score_batches, int) and self.score_batches > 0):
             raise InvalidArgumentError(f"score_batches must be a positive int or None, got {self.score_batches!r}")
-        pruner.as_normalizer(self.normalize)
+        scoring.as_normalizer(self.normalize)
 
 
 @dataclasses.dataclass

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import keras_taylor as kt
-from keras_taylor import pruner
+from keras_taylor import pruner, scoring
 
 
 def layout(layer_groups, num_groups=None, removable=None):
@@ -96,9 +96,9 @@ def test_mean_normalisation_leaves_each_layer_averaging_one_whatever_its_width()
 
 
 def test_a_normalize_argument_names_its_norm_or_is_refused():
-    assert [pruner.as_normalizer(v) for v in (False, None, True, "l2", "mean")] == [None, None, "l2", "l2", "mean"]
+    assert [scoring.as_normalizer(v) for v in (False, None, True, "l2", "mean")] == [None, None, "l2", "l2", "mean"]
     with pytest.raises(kt.errors.InvalidArgumentError, match="normalize"):
-        pruner.as_normalizer("max")
+        scoring.as_normalizer("max")
 
 
 def test_plan_changes_nothing_it_is_given():
