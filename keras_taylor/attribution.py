@@ -42,12 +42,13 @@ from keras_taylor.latency_variants import ROUND_TO
 
 # A cut keeps a fifth of a cluster: 50-70% pruning takes clusters that far, where narrow layers stop
 # getting cheaper in proportion (per-pixel work, channel tiles), and the saving stands further above
-# timing noise. Cuts to a half overrated MobileNetV2's savings: its 2x plans measured 1.68x, now 1.99x.
+# timing noise. Cuts to a half overrated MobileNetV2's savings (its 2x plans by prediction fell short);
+# with cuts to a fifth they measured 1.98x (docs/benchmarks.md, latency_model at e596f09).
 CUT_KEEP = 0.2
 CUT_WEIGHT = 4.0  # a cut counts this many times in the fits: near full width, the split matters more than the curve
 # Pull of a layer's time per MAC toward its kind's: the model's average rate away costs a 2% error.
 # One cut saves 1-5% of MobileNetV2's time, near the timings' noise; a weaker pull (0.2%) let the
-# pruner chase rates that noise had inflated (3x plans measured 2.97x against 3.20x).
+# pruner chase rates that noise had inflated, so its fastest plans measured slower than with this one.
 PRIOR = 0.02
 
 
