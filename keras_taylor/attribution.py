@@ -70,7 +70,7 @@ def cuts(channel_graph, keep=CUT_KEEP, round_to=ROUND_TO):
     for name, groups in clusters(channel_graph).items():
         count = int(round(len(groups) * (1.0 - keep)))
         _, removed = layout.remove_in_order(groups[::-1], full, limit=count)
-        removed = pruner.round_channels(layout, full, removed, len(removed), round_to)
+        removed = pruner.round_channels(layout, full, removed, len(removed), round_to, nearest=False)
         alive = pruner.without(full, removed)
         if not alive.all():
             out.append((name, alive))

@@ -44,7 +44,7 @@ def variants(channel_graph, count, seed, round_to=ROUND_TO):
         def at(scale, shape=shape, candidates=candidates, draws=draws):
             keep = np.clip(scale * shape, LOWEST_KEEP, 1.0)
             _, removed = layout.remove_in_order(candidates[draws >= keep[primary[candidates]]], full)
-            removed = pruner.round_channels(layout, full, removed, len(removed), round_to)
+            removed = pruner.round_channels(layout, full, removed, len(removed), round_to, nearest=False)
             alive = pruner.without(full, removed)
             return alive, macs.total(alive) / total
 

@@ -16,8 +16,9 @@ The rules it keeps:
 * at most `limit` groups, and no more than needed to reduce a cost by
   `reduce_by` (the goal);
 * with `round_to=N`, every layer that loses channels keeps a multiple of N
-  (at least N), rounding toward pruning slightly more, as Torch-Pruning's
-  `round_to`; layers created with fewer than N channels are exempt.
+  (at least N), as Torch-Pruning's `round_to`: each layer rounded to its
+  nearest multiple, and the plan as a whole toward pruning slightly more;
+  layers created with fewer than N channels are exempt.
 
 A cost is anything with `total(alive) -> float` that does not grow when a
 group is removed: `CostVector` (a fixed cost per group, e.g. learnables,
@@ -216,13 +217,32 @@ def plan(scores, alive, layout, limit=None, cost=None, reduce_by=None, savings=N
         count = min(count, fewest_for_reduction(alive, removable, cost, reduce_by))
     if not round_to or round_to == 1:
         return np.asarray(removable[:count], dtype=np.int64)
-    rounded = round_channels(layout, alive, removable, count, round_to)
-    if reduce_by is not None and count < len(removable):
+    return np.asarray(rounded_plan(layout, alive, removable, count, round_to, cost, reduce_by), dtype=np.int64)
+
+
+def rounded_plan(layout, alive, removable, count, round_to, cost=None, reduce_by=None):
+    """The fewest of `removable` that, rounded (`round_channels`), still prune `count` groups or meet the goal.
+
+    Rounding to the nearest multiple gives channels back as often as it
+    takes more, so the prefix of `removable` grows until the rounded plan
+    reaches the goal (`reduce_by` of `cost`) or, without one, removes at
+    least `count` groups: the total rounds toward pruning more, each layer
+    to its nearest multiple. A binary search over the prefix, since a
+    longer prefix rounds to at least as much in all but ties.
+    """
+    if reduce_by is not None:
         target = cost.total(alive) - reduce_by
-        while count < len(removable) and cost.total(without(alive, rounded)) > target:
-            count += 1  # rounding gave back channels: take one more and round again
-            rounded = round_channels(layout, alive, removable, count, round_to)
-    return np.asarray(rounded, dtype=np.int64)
+        enough = lambda rounded: cost.total(without(alive, rounded)) <= target  # noqa: E731
+    else:
+        enough = lambda rounded: len(rounded) >= count  # noqa: E731
+    lo, hi = count, len(removable)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if enough(round_channels(layout, alive, removable, mid, round_to)):
+            hi = mid
+        else:
+            lo = mid + 1
+    return round_channels(layout, alive, removable, lo, round_to)
 
 
 def without(alive, removed):
@@ -263,14 +283,20 @@ def ranked_by_saving(scores, alive, layout, savings, rounds=8):
     return order
 
 
-def round_channels(layout, alive, order, count, round_to, max_steps=100000):
+def round_channels(layout, alive, order, count, round_to, nearest=True, max_steps=100000):
     """The first `count` groups of `order`, adjusted so every pruned layer keeps a multiple of `round_to`.
 
-    A layer left with `q * N + r` channels (`r > 0`) loses its next groups in
-    `order` (or, past it, any alive removable group of it) down to `q * N`;
-    one left with fewer than N gets its last-removed groups of this step
-    back up to N. Layers created with fewer than N channels are exempt, and
-    a layer that cannot be rounded (blocked channels) is left as it is.
+    A layer left with `q * N + r` channels (`0 < r <= N / 2`, or any `r`
+    with `nearest=False`) loses its next groups in `order` (or, past it,
+    any alive removable group of it) down to `q * N`; one left with more
+    over a multiple, or with fewer than N, gets its last-removed groups of
+    this step back up to the multiple above. Rounding to the nearest
+    multiple does not force the cut of a layer that gave up one low-ranked
+    channel to take N - 1 channels the ranking would have kept (on
+    ResNet-20's 16-channel layers, round_to=8 turned a step of 10% of the
+    MACs into one of 20-28%). Layers created with fewer than N channels are
+    exempt, and a layer that cannot be rounded (blocked channels) is left
+    as it is.
 
     Returns:
         the list of groups to remove.
@@ -288,20 +314,19 @@ def round_channels(layout, alive, order, count, round_to, max_steps=100000):
             break
         layer = bad[0]
         mine = set(np.unique(layout.layer_groups(layer)).tolist())
-        if left[layer] >= n:  # prune down to the multiple below
+        if left[layer] >= n and (not nearest or left[layer] % n <= n / 2):  # down to the multiple below
             options = [g for g in layout.candidates(trial) if g in mine and g not in restored]
             options.sort(key=lambda g: rank.get(int(g), len(order) + int(g)))
             trial, gone = layout.remove_in_order(options, trial, limit=1)
             if gone:
                 removed.extend(gone)
                 continue
-        else:  # fewer than N left: give back this step's latest removals
-            back = [g for g in reversed(removed) if g in mine]
-            if back:
-                removed.remove(back[0])
-                restored.add(back[0])
-                trial[back[0]] = True
-                continue
+        back = [g for g in reversed(removed) if g in mine]  # up: give back this step's latest removals
+        if back:
+            removed.remove(back[0])
+            restored.add(back[0])
+            trial[back[0]] = True
+            continue
         stuck.add(layer)
     return removed
 

@@ -81,6 +81,27 @@ def test_round_to_keeps_multiples_in_the_numpy_pruner():
         assert left[1] >= 1
 
 
+def test_round_to_rounds_each_layer_to_its_nearest_multiple_and_the_plan_toward_more():
+    # Two 16-channel layers; layer 0's lowest channel is the cheapest single
+    # group, but the rest of layer 0 ranks high: rounding it down would cut 7
+    # channels the ranking keeps, so it is given back and layer 1 loses 8.
+    layout = pruner.ChannelLayout(32, [np.arange(16), np.arange(16, 32)], np.ones(32, bool))
+    scores = np.r_[0.0, np.full(15, 5.0), np.linspace(0.1, 0.4, 16)]
+    cost = pruner.CostVector(np.ones(32))
+    chosen = pruner.plan(scores, np.ones(32, bool), layout, cost=cost, reduce_by=3.0, round_to=8)
+    assert sorted(chosen.tolist()) == list(range(16, 24))
+    down = pruner.round_channels(layout, np.ones(32, bool), np.argsort(scores, kind="stable"), 3, 8, nearest=False)
+    assert 0 in down and len(down) == 16  # rounding down: both layers cut to 8
+
+
+def test_round_to_with_a_limit_prunes_at_least_the_limit():
+    layout = pruner.ChannelLayout(32, [np.arange(16), np.arange(16, 32)], np.ones(32, bool))
+    scores = np.random.default_rng(1).random(32)
+    for limit in range(1, 17):
+        chosen = pruner.plan(scores, np.ones(32, bool), layout, limit=limit, round_to=8)
+        assert len(chosen) >= limit and len(chosen) % 8 == 0, (limit, len(chosen))
+
+
 # ------------------------------------------------------------ Keras models
 def residual_model():
     inputs = keras.Input((8, 8, 3))
