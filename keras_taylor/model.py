@@ -233,9 +233,9 @@ class TaylorPrunableModel(ScoreGathering, keras.Model):
                 the unpruned model's) or `kt.LatencyBudget(ms=3)`; reached
                 within one channel group (one rounding step with `round_to`).
             round_to: keep every pruned layer's channel count a multiple of
-                this (at least this), rounding toward pruning more; layers
-                created with fewer channels are exempt. May remove a few more
-                groups than `max_to_prune`.
+                this (at least this): each layer to its nearest multiple, the
+                whole toward pruning more; layers created with fewer channels
+                are exempt. May remove a few more groups than `max_to_prune`.
             ranking: which groups go first: `"importance"` (lowest score
                 first; Torch-Pruning's global ranking under a MACs target),
                 `"importance_per_cost"` (lowest score per unit of `cost`

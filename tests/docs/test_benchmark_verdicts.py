@@ -198,3 +198,12 @@ def test_macs_targets_are_read_where_keras_taylor_first_reaches_them():
     assert first["kt_acc"] == pytest.approx(0.65) and first["tp_acc"] == pytest.approx(0.55)
     assert second["iteration"] == [3]  # the second seed never reached 0.5
     assert second["kt_range"] == (0.5, 0.5) and second["tp_reduction"] == pytest.approx(0.53)
+
+
+def test_each_keras_taylor_variant_writes_its_own_section_and_old_names_stay():
+    from benchmarks.torch_pruning_macs import section_name
+
+    assert section_name({}) == "torch_pruning_macs"
+    assert section_name({"ranking": "importance"}) == "torch_pruning_macs_importance"
+    assert section_name({"score_batches": 10}) == "torch_pruning_macs_fresh_scores"
+    assert section_name({"normalize": "l2"}) == "torch_pruning_macs_normalize_l2"
