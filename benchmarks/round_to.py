@@ -11,9 +11,9 @@ unpruned model's) are then timed round robin in one run on the interpreter
 
 With `--runtime keras`, the same models run as a `tf.function` on the
 Keras/TensorFlow runtime instead, batch 32, one intra-op thread, timed by
-the process's CPU time (`kt.latency_profile`'s clock for one thread): on
-x86 CPUs TensorFlow's convolutions (oneDNN) work in channel blocks of 16
-with AVX-512, so what to round to depends on the runtime.
+the process's CPU time (`kt.latency_profile`'s clock for one thread):
+TensorFlow's CPU convolutions (oneDNN) and LiteRT's (XNNPACK) tile
+channels differently, so what alignment buys depends on the runtime.
 
     python -m benchmarks.round_to [--quick] [--goals 0.3 0.5] [--runs 30] [--runtime keras]
 """

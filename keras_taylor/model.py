@@ -233,9 +233,10 @@ class TaylorPrunableModel(ScoreGathering, keras.Model):
                 the unpruned model's) or `kt.LatencyBudget(ms=3)`; reached
                 within one channel group (one rounding step with `round_to`).
             round_to: keep every pruned layer's channel count a multiple of
-                this (at least this): each layer to its nearest multiple, the
-                whole toward pruning more; layers created with fewer channels
-                are exempt. May remove a few more groups than `max_to_prune`.
+                this (at least this): each layer to its nearest multiple (down,
+                the faster side, for latency), the whole toward pruning more;
+                layers created with fewer channels are exempt. May remove a
+                few more groups than `max_to_prune`.
             ranking: which groups go first: `"importance"` (lowest score
                 first; Torch-Pruning's global ranking under a MACs target),
                 `"importance_per_cost"` (lowest score per unit of `cost`
@@ -300,9 +301,11 @@ class TaylorPrunableModel(ScoreGathering, keras.Model):
         else:
             plan_goal = goals.plan_goal(table, None, alive, goal)
         savings = table.savings if ranking == "importance_per_cost" else None
+        # A latency profile errs toward fast for pruned plans: round its layers down, the faster side.
+        latency = not isinstance(cost, str) or cost == "latency"
         return pruner.plan(
             self._raw_scores(require=True), alive, self.channel_graph.layout,
-            limit=max_to_prune, savings=savings, round_to=round_to, **plan_goal,
+            limit=max_to_prune, savings=savings, round_to=round_to, round_down=latency, **plan_goal,
         )
 
     def cost_table(self, cost="macs"):

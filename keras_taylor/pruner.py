@@ -167,7 +167,8 @@ def fewest_for_reduction(alive, removable, cost, reduce_by):
     return lo
 
 
-def plan(scores, alive, layout, limit=None, cost=None, reduce_by=None, savings=None, round_to=None):
+def plan(scores, alive, layout, limit=None, cost=None, reduce_by=None, savings=None, round_to=None,
+         round_down=False):
     """The channel groups to remove now, lowest score (or score per cost) first.
 
     Args:
@@ -184,6 +185,9 @@ def plan(scores, alive, layout, limit=None, cost=None, reduce_by=None, savings=N
             removing each group would save now: rank by score / saving.
         round_to: None, or an int N >= 1: keep each pruned layer's channel
             count a multiple of N.
+        round_down: round every pruned layer down to its multiple below
+            instead of to the nearest one (the faster side, for goals whose
+            predicted cost errs on the low side: latency).
 
     Returns:
         int array of the groups to remove, in the order they go.
@@ -217,10 +221,11 @@ def plan(scores, alive, layout, limit=None, cost=None, reduce_by=None, savings=N
         count = min(count, fewest_for_reduction(alive, removable, cost, reduce_by))
     if not round_to or round_to == 1:
         return np.asarray(removable[:count], dtype=np.int64)
-    return np.asarray(rounded_plan(layout, alive, removable, count, round_to, cost, reduce_by), dtype=np.int64)
+    rounded = rounded_plan(layout, alive, removable, count, round_to, cost, reduce_by, nearest=not round_down)
+    return np.asarray(rounded, dtype=np.int64)
 
 
-def rounded_plan(layout, alive, removable, count, round_to, cost=None, reduce_by=None):
+def rounded_plan(layout, alive, removable, count, round_to, cost=None, reduce_by=None, nearest=True):
     """The fewest of `removable` that, rounded (`round_channels`), still prune `count` groups or meet the goal.
 
     Rounding to the nearest multiple gives channels back as often as it
@@ -238,11 +243,11 @@ def rounded_plan(layout, alive, removable, count, round_to, cost=None, reduce_by
     lo, hi = count, len(removable)
     while lo < hi:
         mid = (lo + hi) // 2
-        if enough(round_channels(layout, alive, removable, mid, round_to)):
+        if enough(round_channels(layout, alive, removable, mid, round_to, nearest)):
             hi = mid
         else:
             lo = mid + 1
-    return round_channels(layout, alive, removable, lo, round_to)
+    return round_channels(layout, alive, removable, lo, round_to, nearest)
 
 
 def without(alive, removed):

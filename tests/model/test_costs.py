@@ -92,6 +92,9 @@ def test_round_to_rounds_each_layer_to_its_nearest_multiple_and_the_plan_toward_
     assert sorted(chosen.tolist()) == list(range(16, 24))
     down = pruner.round_channels(layout, np.ones(32, bool), np.argsort(scores, kind="stable"), 3, 8, nearest=False)
     assert 0 in down and len(down) == 16  # rounding down: both layers cut to 8
+    # round_down (latency goals: the faster side) does the same inside plan
+    faster = pruner.plan(scores, np.ones(32, bool), layout, cost=cost, reduce_by=3.0, round_to=8, round_down=True)
+    assert sorted(faster.tolist()) == list(range(8)) + list(range(16, 24))
 
 
 def test_round_to_with_a_limit_prunes_at_least_the_limit():
