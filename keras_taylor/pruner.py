@@ -326,6 +326,9 @@ def round_channels(layout, alive, order, count, round_to, nearest=True, max_step
             if gone:
                 removed.extend(gone)
                 continue
+            if not nearest:
+                stuck.add(layer)  # rounding down only: a layer that cannot go down stays as it is
+                continue
         back = [g for g in reversed(removed) if g in mine]  # up: give back this step's latest removals
         if back:
             removed.remove(back[0])
