@@ -293,9 +293,9 @@ def round_channels(layout, alive, order, count, round_to, nearest=True, max_step
 
     A layer left with `q * N + r` channels (`0 < r <= N / 2`, or any `r`
     with `nearest=False`) loses its next groups in `order` (or, past it,
-    any alive removable group of it) down to `q * N`; one left with more
-    over a multiple, or with fewer than N, gets its last-removed groups of
-    this step back up to the multiple above. Rounding to the nearest
+    any alive removable group of it) down to `q * N`; one left more than
+    N / 2 above a multiple, or with fewer than N, gets its last-removed
+    groups of this step back up to the multiple above. Rounding to the nearest
     multiple does not force the cut of a layer that gave up one low-ranked
     channel to take N - 1 channels the ranking would have kept (on
     ResNet-20's 16-channel layers, round_to=8 turned a step of 10% of the
