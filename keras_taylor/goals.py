@@ -29,6 +29,11 @@ def check_cost(cost):
     return cost
 
 
+def cost_kind(cost):
+    """The name of a checked `cost`: itself, or `"latency"` for a latency profile."""
+    return cost if isinstance(cost, str) else "latency"
+
+
 RANKINGS = ("importance", "importance_per_cost")
 
 
@@ -56,7 +61,7 @@ def check_round_to(round_to):
 
 def check_goal(goal, cost):
     """Checks `goal` against `cost` (a name or a profile); returns it."""
-    kind = cost if isinstance(cost, str) else "latency"
+    kind = cost_kind(cost)
     if isinstance(goal, costs.Speedup):
         if kind == "learnables":
             raise InvalidArgumentError("goal=Speedup(...) needs cost='macs' or cost='latency', not 'learnables'")

@@ -302,10 +302,9 @@ class TaylorPrunableModel(ScoreGathering, keras.Model):
             plan_goal = goals.plan_goal(table, None, alive, goal)
         savings = table.savings if ranking == "importance_per_cost" else None
         # A latency profile errs toward fast for pruned plans: round its layers down, the faster side.
-        latency = not isinstance(cost, str) or cost == "latency"
         return pruner.plan(
-            self._raw_scores(require=True), alive, self.channel_graph.layout,
-            limit=max_to_prune, savings=savings, round_to=round_to, round_down=latency, **plan_goal,
+            self._raw_scores(require=True), alive, self.channel_graph.layout, limit=max_to_prune,
+            savings=savings, round_to=round_to, round_down=goals.cost_kind(cost) == "latency", **plan_goal,
         )
 
     def cost_table(self, cost="macs"):

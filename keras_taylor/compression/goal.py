@@ -29,12 +29,12 @@ def history_column(cost):
     """The `pruning_history` column of the goal's cost ("macs_reduction", ...), None for learnables."""
     if cost == "learnables":
         return None
-    return f"{cost if isinstance(cost, str) else 'latency'}_reduction"
+    return f"{goals.cost_kind(cost)}_reduction"
 
 
 def fewer(cost):
     """How a line of output says that less of the cost is left: "fewer MACs", "lower predicted latency"."""
-    kind = cost if isinstance(cost, str) else "latency"
+    kind = goals.cost_kind(cost)
     return {"learnables": "fewer learnables", "macs": "fewer MACs"}.get(kind, "lower predicted latency")
 
 
