@@ -138,7 +138,8 @@ def compress_with(model, ds, options, validation_data=None):
 _DOC = '''Compresses `model` by iterative Taylor pruning and fine-tuning.
 
     Each iteration gathers importance scores, prunes about `increment` of the
-    original learnables, fine-tunes for `fine_tune_epochs` and validates.
+    original cost (iteration k aims at k x `increment` of it), fine-tunes for
+    `fine_tune_epochs` and validates.
     Pruning stops at the `goal`, when the validation metric crosses
     `validation_threshold` (a loss rising above it, an accuracy-like metric
     falling below it), when nothing is prunable, or on non-finite values (a

@@ -5,6 +5,8 @@
 unpruned cost is known.
 """
 
+import math
+
 import numpy as np
 
 from keras_taylor import goals
@@ -23,6 +25,26 @@ def goal_fraction(goal, original_cost):
     if isinstance(goal, (goals.Speedup, goals.LatencyBudget)):
         return min(1.0, max(0.0, 1 - goal.target(original_cost, original_cost) / original_cost))
     return goal
+
+
+def next_step(reduction, increment, goal):
+    """The reduction (of the original cost) this iteration adds: up to the next multiple of `increment`.
+
+    Iteration k aims at k x `increment` (never past `goal`), not at
+    `increment` more than wherever the last one landed: rounding (whole
+    channel groups, `round_to`) overshoots each step a little, and steps of
+    "`increment` more" would carry every overshoot forward (ResNet-20 at
+    increment 0.1, round_to=8: 13.0%, 24.6%, 35.8%, 47.7%, 58.1% fewer MACs
+    instead of about 10%, 20%, ...). A multiple less than a quarter
+    `increment` away is skipped, so no step is a sliver.
+
+    >>> round(next_step(0.13, 0.1, 0.7), 3)
+    0.07
+    >>> round(next_step(0.18, 0.1, 0.7), 3)  # 0.2 is too close: aim at 0.3
+    0.12
+    """
+    mark = math.ceil((reduction + increment / 4) / increment - 1e-9) * increment
+    return min(mark, goal) - reduction
 
 
 def history_column(cost):

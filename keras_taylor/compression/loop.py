@@ -19,7 +19,7 @@ from keras_taylor import checkpoint, costs, importance, latency_goal, report, wo
 from keras_taylor import data as data_utils
 from keras_taylor.compile_settings import compile_with
 from keras_taylor.compression import phases, seeding
-from keras_taylor.compression.goal import fewer, history_column, goal_fraction, measure, prune_arguments
+from keras_taylor.compression.goal import fewer, goal_fraction, history_column, measure, next_step, prune_arguments
 from keras_taylor.compression.info import PruningInfo
 from keras_taylor.compression.state import CompressState
 from keras_taylor.compression.stop import StopReason
@@ -186,7 +186,8 @@ class CompressionRun:
         self.train = data_utils.as_dataset(
             self.ds, self.options.batch_size, shuffle=True, name="ds", seed=seeding.iteration_seed(seed, iteration)
         )
-        step = min(1.0, min(target.increment, self.goal - reduction) * original_cost / measure(self.pm, cost, unpruned=True))
+        step = next_step(reduction, target.increment, self.goal) * original_cost / measure(self.pm, cost, unpruned=True)
+        step = min(1.0, step)
         prune_args = prune_arguments(cost, step, target.round_to, target.ranking)
         if not phases.score(self, step, prune_args):
             return StopReason.NON_FINITE
