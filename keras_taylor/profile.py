@@ -302,8 +302,8 @@ def latency_profile(model, runtime="litert", threads=1, batch_size=1, samples=DE
         seed: seed of the variants' widths.
         timer: `timer(models, runtime, threads, batch_size) -> seconds per
             call of each`, to replace the real timing (tests).
-        attribute: also time one cut per cluster of channel groups (half
-            its groups gone) and fit a scale per layer, so the time is split
+        attribute: also time one cut per cluster of channel groups (a
+            fifth of its groups left) and fit a scale per layer, so the time is split
             between layers as the runtime spends it (`keras_taylor.attribution`;
             12 more variants for ResNet-20, 25 for MobileNetV2). False: the
             per-kind fit alone, which splits time by MACs and elements.
