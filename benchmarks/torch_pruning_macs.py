@@ -9,9 +9,9 @@ goal counted in multiply-accumulates and channel counts kept multiples of 8:
 * keras-taylor: `kt.compress(..., cost="macs", goal=max(targets),
   increment=0.1, round_to=8, fine_tune_epochs=1, output="last-iteration",
   recalibration_batches=0)`, its default scoring (Taylor scores gathered
-  during fine-tuning); each iteration removes about a tenth of the unpruned
-  model's MACs, the channel groups with the least importance per MAC saved
-  first.
+  during fine-tuning); iteration k aims at k tenths fewer MACs than the
+  unpruned model's, the channel groups with the least importance per MAC
+  saved first.
 * Torch-Pruning: its MACs-target loop as in its examples: a global
   `MetaPruner` with `TaylorImportance()`, `round_to=8` and a linear schedule
   of many small steps (`pruning_ratio=0.9`, `iterative_steps=300`); per
