@@ -50,6 +50,18 @@ CUT_WEIGHT = 4.0  # a cut counts this many times in the fits: near full width, t
 # One cut saves 1-5% of MobileNetV2's time, near the timings' noise; a weaker pull (0.2%) let the
 # pruner chase rates that noise had inflated, so its fastest plans measured slower than with this one.
 PRIOR = 0.02
+# The Keras runtime (oneDNN, batch 32) runs every convolution as one large GEMM at nearly its kind's
+# rate, so what a cut of one of ResNet50's 53 clusters saves (1-3%) is mostly noise: with the pull
+# above its scales spread 0.00-3.15 and its 70% plans, which pick the layers that noise made look
+# dear, were mispredicted by -17% (e596f09) and +25% (a side run); a pull 25x harder kept all four
+# plans of that run within 4%. XNNPACK at batch 1 does differ layer by layer (MobileNetV2's early
+# expansions cost 4x the last 1x1 convolution per MAC), so LiteRT keeps the weaker pull.
+PRIOR_BY_RUNTIME = {"litert": PRIOR, "keras": 0.5}
+
+
+def prior_for(runtime):
+    """The pull toward a kind's rate that a profile on `runtime` is fitted with."""
+    return PRIOR_BY_RUNTIME.get(runtime, PRIOR)
 
 
 def clusters(channel_graph):

@@ -115,3 +115,12 @@ def test_scales_are_cached_and_a_speedup_plan_measures_as_asked(tmp_path):
 def test_attribute_must_be_a_bool():
     with pytest.raises(kt.InvalidArgumentError, match="attribute"):
         kt.latency_profile(_chain(), attribute="yes", cache_dir=False, timer=DearLayerTimer())
+
+
+def test_the_keras_runtime_pulls_each_layer_harder_toward_its_kind():
+    # Batch-32 oneDNN runs convolutions at nearly one rate, so on Keras a cut's saving is mostly noise.
+    assert attribution.prior_for("keras") > attribution.prior_for("litert") == attribution.PRIOR
+    model = _chain()
+    litert = kt.latency_profile(model, samples=6, cache_dir=False, timer=DearLayerTimer())
+    keras_profile = kt.latency_profile(model, runtime="keras", samples=6, cache_dir=False, timer=DearLayerTimer())
+    assert 1 < keras_profile.scales["dear"] < litert.scales["dear"]
