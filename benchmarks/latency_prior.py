@@ -10,8 +10,7 @@ makes its own L1-scored plans at 30, 50 and 70% less predicted latency
 (`round_to=8`), and the unpruned model and every plan of every fit are
 timed round robin in one run. Reported per plan: the speedup its profile
 predicted and the speedup measured against the unpruned model in that
-same run, so drift between the profile's timings and the check cancels,
-and which pull's plans run faster.
+same run, so drift between the profile's timings and the check cancels.
 
     python -m benchmarks.latency_prior [--quick] [--runtime keras|litert] [--priors 0.02 0.5] [--runs 15]
 """

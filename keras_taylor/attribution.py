@@ -17,7 +17,7 @@ cluster costs in the model as the runtime runs it, with the batch norm and
 activation fused in, the packing and the knock-on in its consumers. Each
 layer call then gets its own time per MAC (`fit_rates`): NNLS in relative
 error over all the variants, the cuts counted `CUT_WEIGHT` times, with each
-layer's rate pulled toward a common rate of its kind (`PRIOR`), so a layer
+layer's rate pulled toward a common rate of its kind (`prior_for(runtime)`), so a layer
 that no cut moves, or that the timings cannot tell from its neighbour,
 keeps its kind's. The profile keeps each rate as a `scale` on its kind's.
 
@@ -55,7 +55,8 @@ PRIOR = 0.02
 # above its scales spread 0.00-3.15 and its 70% plans, which pick the layers that noise made look
 # dear, were mispredicted by -17% (e596f09) and +25% (a side run); a pull 25x harder kept all four
 # plans of that run within 4%. XNNPACK at batch 1 does differ layer by layer (MobileNetV2's early
-# expansions cost 4x the last 1x1 convolution per MAC), so LiteRT keeps the weaker pull.
+# expansions cost 4x the last 1x1 convolution per MAC), so LiteRT keeps the weaker pull. Measured at
+# batch 32 only; a Keras profile at another batch size takes the same pull for want of evidence.
 PRIOR_BY_RUNTIME = {"litert": PRIOR, "keras": 0.5}
 
 

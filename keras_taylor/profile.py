@@ -226,7 +226,7 @@ def variant_sets(graph, samples, seed, attribute):
     return sets, labels
 
 
-def fit_timings(graph, sets, labels, ms, attribute, prior=attribution.PRIOR):
+def fit_timings(graph, sets, labels, ms, attribute, prior):
     """`(coefficients, samples table, scales)` fitted to the times `ms` of `variant_sets`' alive sets.
 
     `prior`: the pull of each layer's rate toward its kind's (`attribution.prior_for(runtime)`).

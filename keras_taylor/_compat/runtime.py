@@ -1,4 +1,4 @@
-"""Private access to Keras's printing, global seeds and layer construction records.
+"""Private access to Keras's printing, global seeds, layer construction records and build configs.
 
 Part of `keras_taylor._compat` (see its docstring). Nothing here imports keras_taylor.
 """

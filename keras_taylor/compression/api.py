@@ -138,7 +138,7 @@ def compress_with(model, ds, options, validation_data=None):
 _DOC = '''Compresses `model` by iterative Taylor pruning and fine-tuning.
 
     Each iteration gathers importance scores, prunes about `increment` of the
-    original cost (iteration k aims at k x `increment` of it), fine-tunes for
+    original cost (each iteration aims at the next multiple of it), fine-tunes for
     `fine_tune_epochs` and validates.
     Pruning stops at the `goal`, when the validation metric crosses
     `validation_threshold` (a loss rising above it, an accuracy-like metric

@@ -30,21 +30,40 @@ def goal_fraction(goal, original_cost):
 def next_step(reduction, increment, goal):
     """The reduction (of the original cost) this iteration adds: up to the next multiple of `increment`.
 
-    Iteration k aims at k x `increment` (never past `goal`), not at
-    `increment` more than wherever the last one landed: rounding (whole
-    channel groups, `round_to`) overshoots each step a little, and steps of
-    "`increment` more" would carry every overshoot forward (ResNet-20 at
-    increment 0.1, round_to=8: 13.0%, 24.6%, 35.8%, 47.7%, 58.1% fewer MACs
-    instead of about 10%, 20%, ...). A multiple less than a quarter
-    `increment` away is skipped, so no step is a sliver.
+    Each iteration aims at the next multiple of `increment` (never past
+    `goal`), not at `increment` more than wherever the last one landed:
+    rounding (whole channel groups, `round_to`) overshoots each step a
+    little, and steps of "`increment` more" would carry every overshoot
+    forward (ResNet-20 at increment 0.1, round_to=8: 13.0%, 24.6%, 35.8%,
+    47.7%, 58.1% fewer MACs instead of about 10%, 20%, ...). A multiple
+    less than a quarter `increment` away is skipped, and so is one less
+    than a quarter `increment` short of the goal, so no step is a sliver
+    (but the last, when the goal is that close).
 
     >>> round(next_step(0.13, 0.1, 0.7), 3)
     0.07
     >>> round(next_step(0.18, 0.1, 0.7), 3)  # 0.2 is too close: aim at 0.3
     0.12
+    >>> round(next_step(0.4, 0.1, 0.52), 3)  # 0.5 is too close to the goal: aim at it
+    0.12
     """
     mark = math.ceil((reduction + increment / 4) / increment - 1e-9) * increment
-    return min(mark, goal) - reduction
+    if goal - mark < increment / 4:
+        mark = goal
+    return mark - reduction
+
+
+def steps_left(reduction, increment, goal, limit=10000):
+    """How many iterations `next_step` takes from `reduction` to `goal`, each landing on its mark.
+
+    >>> steps_left(0.18, 0.1, 0.7)  # 0.3, 0.4, 0.5, 0.6, 0.7
+    5
+    """
+    count = 0
+    while reduction < goal - 1e-9 and count < limit:
+        reduction += next_step(reduction, increment, goal)
+        count += 1
+    return count
 
 
 def history_column(cost):

@@ -34,8 +34,9 @@ class Target:
         increment: fraction of the original `cost` removed per iteration
             (a share of the learnables with the default cost, like
             `goal`; the callback's `amount` counts channel groups instead).
-            Iteration k aims at k x `increment` (up to `goal`), so what
-            rounding to whole channels overshoots is not carried forward.
+            Each iteration aims at the next multiple of `increment` (up to
+            `goal`), so what rounding to whole channels overshoots is not
+            carried forward.
         max_iterations: optional cap on pruning iterations.
         validation_threshold: the value of `metric` that stops pruning.
         metric: validation metric name (one of the compiled metrics, e.g.

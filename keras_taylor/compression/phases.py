@@ -13,7 +13,7 @@ import numpy as np
 
 from keras_taylor import workflow_checks
 from keras_taylor._verbosity import fit_verbose
-from keras_taylor.compression.goal import fewer, history_column, measure
+from keras_taylor.compression.goal import fewer, history_column, measure, steps_left
 from keras_taylor.compression.monitor import FineTuneMonitor
 from keras_taylor.compression.seeding import iteration_seed
 from keras_taylor.compression.settle import score_until_settled
@@ -118,7 +118,7 @@ def rebuild_or_restart(run, iteration, reduction):
         reduction: the learnables reduction before this iteration's step.
     """
     target = run.options.target
-    iterations_left = math.ceil((run.goal - reduction) / target.increment - 1e-9)
+    iterations_left = steps_left(reduction, target.increment, run.goal)
     if target.max_iterations is not None:
         iterations_left = min(iterations_left, target.max_iterations - iteration + 1)
     if run.planner.should_rebuild(run.pm, iteration, iterations_left):

@@ -5,7 +5,7 @@ import pytest
 
 import keras_taylor as kt
 from helpers import compiled, small_cnn, toy_data
-from keras_taylor.compression.goal import next_step
+from keras_taylor.compression.goal import next_step, steps_left
 
 
 @pytest.mark.parametrize("reduction, expected", [
@@ -13,10 +13,22 @@ from keras_taylor.compression.goal import next_step
     (0.13, 0.07),   # an overshoot of 3% is taken back from the next step
     (0.18, 0.12),   # 0.2 is under a quarter increment away: aim at 0.3
     (0.174, 0.026),
+    (0.075, 0.025),  # exactly a quarter away: still aimed at
     (0.69, 0.01),   # never past the goal
 ])
 def test_next_step_aims_at_the_next_multiple_of_the_increment(reduction, expected):
     assert next_step(reduction, 0.1, 0.7) == pytest.approx(expected)
+
+
+def test_a_mark_just_short_of_the_goal_is_skipped():
+    assert next_step(0.4, 0.1, 0.52) == pytest.approx(0.12)  # not 0.1, then a 2% sliver
+    assert next_step(0.4, 0.1, 0.56) == pytest.approx(0.1)
+
+
+@pytest.mark.parametrize("reduction, goal, expected", [(0.0, 0.7, 7), (0.18, 0.7, 5), (0.09, 0.7, 6), (0.28, 0.5, 2),
+                                                       (0.4, 0.52, 1), (0.7, 0.7, 0)])
+def test_steps_left_counts_the_marks_still_ahead(reduction, goal, expected):
+    assert steps_left(reduction, 0.1, goal) == expected
 
 
 def _landings(step_rule, overshoot=1.3, increment=0.1, goal=0.7):

@@ -11,7 +11,7 @@ from helpers import REPO
 
 MODULES = [
     "keras_taylor.model", "keras_taylor.surgery", "keras_taylor.report", "keras_taylor.callbacks",
-    "keras_taylor.compression.api", "keras_taylor.compression.info", "keras_taylor.compression.stop", "keras_taylor.masking", "keras_taylor.reference_models",
+    "keras_taylor.compression.api", "keras_taylor.compression.goal", "keras_taylor.compression.info", "keras_taylor.compression.stop", "keras_taylor.masking", "keras_taylor.reference_models",
     "keras_taylor.latency", "keras_taylor.export", "keras_taylor.costs", "keras_taylor.goals", "keras_taylor.profile",
     "keras_taylor.gather", "keras_taylor.importance", "keras_taylor.pruner", "keras_taylor.handlers",
     "keras_taylor.handlers.base", "keras_taylor.handlers.channelwise", "keras_taylor.handlers.conv",
