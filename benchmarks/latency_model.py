@@ -5,7 +5,8 @@ For ResNet-20 (32x32x3), MobileNetV2 and ResNet50 (weights=None, input
 one interpreter thread) and the Keras runtime (a `tf.function`, batch 32,
 one intra-op thread, so that the CPU-time clock applies: see
 `profile.time_models`): `kt.latency_profile` (timed here, no
-cache; per-layer attribution unless `--per-kind`), then L1-scored pruning with `cost="latency"` and `round_to=8` to
+cache; per-layer attribution unless `--per-kind`), then L1-scored pruning with `cost="latency"` (rounded to the profile's
+measured channel tile) to
 10, 30, 50 and 70% less predicted latency, and, on LiteRT, to the goals
 `kt.Speedup(1.5)` and `kt.Speedup(2.0)`. The unpruned and all pruned
 stripped models of one model and runtime are timed round robin in one run
@@ -14,6 +15,9 @@ variants), together with the profile's variants again: the latency model
 refitted on those times and its prediction of the pruned models ("error,
 refit side by side") is its error without the drift of machine load between
 building the profile and checking it.
+"speedup error" compares the predicted speedup with the one measured against
+the unpruned model in the same round robin: what a `kt.Speedup` goal depends on, and
+unmoved by drift between building the profile and checking it.
 The machine load (`uptime`) is printed, since other work shares these CPUs.
 
     python -m benchmarks.latency_model [--quick] [--models ResNet-20,MobileNetV2,ResNet50]
@@ -58,12 +62,12 @@ def pruned_models(model, prof, runtime):
         goals += [(f"Speedup({s})", kt.Speedup(s)) for s in SPEEDUPS]
     for label, goal in goals:
         pm.set_unit_alive(full)
-        pm.update_prunables(None, cost="latency", goal=goal, round_to=8)
+        pm.update_prunables(None, cost="latency", goal=goal)
         out.append((label, prof.predict_ms(pm.alive, pm.channel_graph), pm.alive.copy(), kt.strip_pruning(pm)))
     return out, pm.channel_graph
 
 
-def side_by_side(graph, variants, cases, runtime, threads, batch, samples, runs, attribute):
+def side_by_side(graph, variants, cases, runtime, threads, batch, samples, runs, attribute, tile):
     """Times the profile's variants and the pruned models in one round robin, refits the
     latency model on the variants' times and predicts the pruned ones: the model's error
     without the drift of machine load between building the profile and checking it."""
@@ -74,7 +78,7 @@ def side_by_side(graph, variants, cases, runtime, threads, batch, samples, runs,
 
     models = variants + [c[3] for c in cases]
     ms = 1000 * np.asarray(kt_profile.time_models(models, runtime, threads, batch, runs=runs))
-    sets, labels = kt_profile.variant_sets(graph, samples, 0, attribute)
+    sets, labels = kt_profile.variant_sets(graph, samples, 0, attribute, tile)
     theta, _, scales = kt_profile.fit_timings(graph, sets, labels, ms[:len(variants)], attribute,
                                               attribution.prior_for(runtime))
     x = kt_profile.features(graph, [c[2] for c in cases], scales)
@@ -88,10 +92,10 @@ def one(name, model, runtime, samples, runs, attribute=True):
     from keras_taylor import profile as kt_profile
 
     batch, threads = BATCH[runtime], THREADS[runtime]
-    variants = []
+    calls = []  # the channel tile's probes, then the variants
 
     def timer(models, *args):
-        variants.extend(models)
+        calls.append(list(models))
         return kt_profile.time_models(models, *args, runs=runs)
 
     start = time.perf_counter()
@@ -100,21 +104,23 @@ def one(name, model, runtime, samples, runs, attribute=True):
     built = time.perf_counter() - start
     fit_error = np.abs(prof.samples.predicted_ms / prof.samples.measured_ms - 1).max()
     cases, graph = pruned_models(model, prof, runtime)
-    refit, measured = side_by_side(graph, variants, cases, runtime, threads, batch, samples, runs, attribute)
+    refit, measured = side_by_side(graph, calls[-1], cases, runtime, threads, batch, samples, runs, attribute,
+                                   prof.channel_tile)
     where = f"{runtime} b{batch}"
     rows = []
     for (label, p, _, _), m, r in zip(cases, measured, refit):
         rows.append([name, where, label, f"{p:.3f}", f"{m:.3f}", f"{100 * (p / m - 1):+.1f}%",
-                     f"{100 * (r / m - 1):+.1f}%", f"{cases[0][1] / p:.2f}x", f"{measured[0] / m:.2f}x"])
+                     f"{100 * (r / m - 1):+.1f}%", f"{cases[0][1] / p:.2f}x", f"{measured[0] / m:.2f}x",
+                     f"{100 * ((cases[0][1] / p) / (measured[0] / m) - 1):+.1f}%"])
     coefficients = ", ".join(f"{k} {v:.3g}" for k, v in prof.coefficients.items())
     print(f"{name} {where}: profile built in {built:.0f} s from {samples} variants; worst fit error on "
           f"them {100 * fit_error:.1f}%; coefficients {coefficients}", flush=True)
     print(prof.samples.round(4).to_string(), flush=True)
-    return rows, [name, where, f"{built:.0f}", f"{100 * fit_error:.1f}%", f"{prof.fixed_ms:.3f}"]
+    return rows, [name, where, f"{built:.0f}", f"{100 * fit_error:.1f}%", f"{prof.fixed_ms:.3f}", str(prof.channel_tile)]
 
 
 HEADER = ["model", "runtime", "pruned to", "predicted ms", "measured ms", "error",
-          "error, refit side by side", "predicted speedup", "measured speedup"]
+          "error, refit side by side", "predicted speedup", "measured speedup", "speedup error"]
 
 
 def main():
@@ -129,9 +135,9 @@ def main():
     args = p.parse_args()
     names = ["ResNet-20"] if args.quick else args.models.split(",")
     if "keras" in args.runtimes:
-        import tensorflow as tf
+        from keras_taylor import latency
 
-        tf.config.threading.set_intra_op_parallelism_threads(THREADS["keras"])  # before TensorFlow starts
+        latency.keras_threads(THREADS["keras"])  # before TensorFlow starts: one op at a time, on one thread
     print(_common.machine(), "|", _common.code_version(), "|", _common.now())
     print("load before:", os.popen("uptime").read().strip(), flush=True)
     rows, builds = [], []
@@ -144,7 +150,7 @@ def main():
             print(_common.markdown_table(HEADER, r), flush=True)
     print("load after:", os.popen("uptime").read().strip())
     print(_common.markdown_table(HEADER, rows))
-    print(_common.markdown_table(["model", "runtime", "profile build s", "worst fit error", "fixed ms"], builds))
+    print(_common.markdown_table(["model", "runtime", "profile build s", "worst fit error", "fixed ms", "channel tile"], builds))
 
 
 if __name__ == "__main__":

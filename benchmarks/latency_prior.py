@@ -7,7 +7,7 @@ profile's variants and per-cluster cuts are timed once
 (`kt.latency_profile`), then fitted with each pull (`--priors`, the
 `prior` of `attribution.layer_scales`) on those same timings. Each fit
 makes its own L1-scored plans at 30, 50 and 70% less predicted latency
-(`round_to=8`), and the unpruned model and every plan of every fit are
+(rounded to the profile's measured channel tile), and the unpruned model and every plan of every fit are
 timed round robin in one run. Reported per plan: the speedup its profile
 predicted and the speedup measured against the unpruned model in that
 same run, so drift between the profile's timings and the check cancels.
@@ -32,19 +32,20 @@ def plans(model, prof, priors, runtime):
     from keras_taylor import profile as kt_profile
 
     graph = prof.channel_graph
-    sets, labels = kt_profile.variant_sets(graph, kt_profile.DEFAULT_SAMPLES, kt_profile.DEFAULT_SEED, True)
+    sets, labels = kt_profile.variant_sets(graph, kt_profile.DEFAULT_SAMPLES, kt_profile.DEFAULT_SEED, True,
+                                           prof.channel_tile)
     ms = prof.samples.measured_ms.to_numpy()
     out = []
     for prior in priors:
         coefficients, table, scales = kt_profile.fit_timings(graph, sets, labels, ms, True, prior)
         fitted = kt_profile.LatencyProfile(coefficients, table, prof.key, runtime, prof.threads, prof.batch_size,
-                                           graph, scales=scales)
+                                           graph, scales=scales, tile=prof.channel_tile)
         pm = kt.TaylorPrunableModel(model, criterion="l1")
         pm.latency_profile = fitted
         full = np.ones(pm.channel_graph.num_units, bool)
         for goal in GOALS:
             pm.set_unit_alive(full)
-            pm.update_prunables(None, cost="latency", goal=goal, round_to=8)
+            pm.update_prunables(None, cost="latency", goal=goal)
             predicted = fitted.predict_ms(full, pm.channel_graph) / fitted.predict_ms(pm.alive, pm.channel_graph)
             out.append((prior, goal, predicted, kt.strip_pruning(pm)))
     return out
@@ -86,9 +87,9 @@ def main():
     p.add_argument("--runs", type=int, default=15)
     args = p.parse_args()
     if args.runtime == "keras":
-        import tensorflow as tf
+        from keras_taylor import latency
 
-        tf.config.threading.set_intra_op_parallelism_threads(THREADS["keras"])  # before TensorFlow starts
+        latency.keras_threads(THREADS["keras"])  # before TensorFlow starts: one op at a time, on one thread
     start = time.perf_counter()
     load_before = os.popen("uptime").read().strip()
     rows = []

@@ -38,7 +38,7 @@ width.
 import numpy as np
 
 from keras_taylor import accounting, pruner
-from keras_taylor.latency_variants import ROUND_TO
+from keras_taylor.channel_tile import SMALLEST
 
 # A cut keeps a fifth of a cluster: 50-70% pruning takes clusters that far, where narrow layers stop
 # getting cheaper in proportion (per-pixel work, channel tiles), and the saving stands further above
@@ -75,7 +75,7 @@ def clusters(channel_graph):
     return out
 
 
-def cuts(channel_graph, keep=CUT_KEEP, round_to=ROUND_TO):
+def cuts(channel_graph, keep=CUT_KEEP, round_to=SMALLEST):
     """`[(cluster name, alive set)]`: each cluster cut to `keep` of its groups (a multiple of `round_to` left)."""
     layout = channel_graph.layout
     full = np.ones(layout.num_groups, bool)

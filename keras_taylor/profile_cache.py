@@ -3,7 +3,8 @@
 A key changes with anything that changes a profile: the architecture
 (`fingerprint`), the runtime, threads and batch size, this machine, the
 TensorFlow version, `CACHE_VERSION`, and the variants timed (`samples`,
-`seed`, `attribute`) where they are not the defaults.
+`seed`, `attribute`, a channel tile given rather than measured) where
+they are not the defaults.
 """
 
 import hashlib
@@ -14,8 +15,9 @@ import platform
 
 from keras_taylor.masking import ChannelMask
 
-CACHE_VERSION = 9  # 7: per-layer scales (keras_taylor.attribution); 8: cuts to a fifth, prior 0.02;
-# 9: the Keras runtime's prior 0.5
+CACHE_VERSION = 10  # 7: per-layer scales (keras_taylor.attribution); 8: cuts to a fifth, prior 0.02;
+# 9: the Keras runtime's prior 0.5; 10: the measured channel tile (variants and cuts at its multiples), the
+# narrowest variant
 DEFAULT_SAMPLES = 8
 DEFAULT_SEED = 0
 
@@ -51,7 +53,7 @@ def fingerprint(channel_graph):
 
 
 def cache_key(channel_graph, runtime, threads, batch_size, samples=DEFAULT_SAMPLES, seed=DEFAULT_SEED,
-              attribute=True):
+              attribute=True, tile=None):
     import tensorflow as tf
 
     what = [CACHE_VERSION, fingerprint(channel_graph), runtime, threads, batch_size, machine(), tf.__version__]
@@ -59,6 +61,8 @@ def cache_key(channel_graph, runtime, threads, batch_size, samples=DEFAULT_SAMPL
         what += [samples, seed]
     if not attribute:
         what.append("per-kind only")
+    if tile is not None:  # given, not measured
+        what.append(f"tile {tile}")
     return hashlib.sha256(json.dumps(what).encode()).hexdigest()[:24]
 
 

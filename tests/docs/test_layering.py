@@ -18,7 +18,7 @@ LAYERS = [
     ["_compat", "_verbosity", "errors"],
     ["pruner", "costs"],
     ["masking", "masked_norms", "batchnorm", "data", "datasets", "checkpoint", "rebuild", "recalibration",
-     "reference_models", "workflow_checks", "compile_settings", "latency", "saving"],
+     "reference_models", "workflow_checks", "compile_settings", "latency", "channel_tile", "saving"],
     ["handlers"],
     ["graph"],
     ["accounting", "scoring"],

@@ -84,8 +84,9 @@ def test_fit_rates_recovers_each_layers_time_per_mac():
 def test_the_profile_splits_time_between_layers_as_the_runtime_does():
     model = _chain()
     graph = kt.TaylorPrunableModel(model).channel_graph
-    per_kind = kt.latency_profile(model, samples=6, cache_dir=False, timer=DearLayerTimer(), attribute=False)
-    attributed = kt.latency_profile(model, samples=6, cache_dir=False, timer=DearLayerTimer())
+    per_kind = kt.latency_profile(model, samples=6, cache_dir=False, timer=DearLayerTimer(), tile=8,
+                                 attribute=False)
+    attributed = kt.latency_profile(model, samples=6, cache_dir=False, timer=DearLayerTimer(), tile=8)
     # one time per MAC for all three: the dear layer's channels look as cheap as the others'
     assert max(abs(e) for e in _saving_errors(per_kind, graph).values()) > 0.3
     assert all(abs(e) < 0.1 for e in _saving_errors(attributed, graph).values())
@@ -96,10 +97,11 @@ def test_the_profile_splits_time_between_layers_as_the_runtime_does():
 
 def test_scales_are_cached_and_a_speedup_plan_measures_as_asked(tmp_path):
     model = _chain()
-    profile = kt.latency_profile(model, samples=6, cache_dir=tmp_path, timer=DearLayerTimer())
-    again = kt.latency_profile(_chain(), samples=6, cache_dir=tmp_path, timer=DearLayerTimer())
+    profile = kt.latency_profile(model, samples=6, cache_dir=tmp_path, timer=DearLayerTimer(), tile=8)
+    again = kt.latency_profile(_chain(), samples=6, cache_dir=tmp_path, timer=DearLayerTimer(), tile=8)
     assert again.from_cache and again.scales == pytest.approx(profile.scales)
-    per_kind = kt.latency_profile(model, samples=6, cache_dir=False, timer=DearLayerTimer(), attribute=False)
+    per_kind = kt.latency_profile(model, samples=6, cache_dir=False, timer=DearLayerTimer(), tile=8,
+                                 attribute=False)
 
     def true_speedup(prof):
         pm = kt.TaylorPrunableModel(model, criterion="l1")
@@ -114,13 +116,13 @@ def test_scales_are_cached_and_a_speedup_plan_measures_as_asked(tmp_path):
 
 def test_attribute_must_be_a_bool():
     with pytest.raises(kt.InvalidArgumentError, match="attribute"):
-        kt.latency_profile(_chain(), attribute="yes", cache_dir=False, timer=DearLayerTimer())
+        kt.latency_profile(_chain(), attribute="yes", cache_dir=False, timer=DearLayerTimer(), tile=8)
 
 
 def test_the_keras_runtime_pulls_each_layer_harder_toward_its_kind():
     # Batch-32 oneDNN runs convolutions at nearly one rate, so on Keras a cut's saving is mostly noise.
     assert attribution.prior_for("keras") > attribution.prior_for("litert") == attribution.PRIOR
     model = _chain()
-    litert = kt.latency_profile(model, samples=6, cache_dir=False, timer=DearLayerTimer())
-    keras_profile = kt.latency_profile(model, runtime="keras", samples=6, cache_dir=False, timer=DearLayerTimer())
+    litert = kt.latency_profile(model, samples=6, cache_dir=False, timer=DearLayerTimer(), tile=8)
+    keras_profile = kt.latency_profile(model, runtime="keras", samples=6, cache_dir=False, timer=DearLayerTimer(), tile=8)
     assert 1 < keras_profile.scales["dear"] < litert.scales["dear"]

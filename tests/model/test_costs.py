@@ -270,20 +270,21 @@ def test_the_profile_fits_the_timer_and_is_cached_per_key(scored, tmp_path):
     # 6 variants: round_to=8 stops this tiny model at ~45% of its MACs, so of
     # 4 variants only 3 differ and the fixed part is not pinned down
     profile = kt.latency_profile(model, samples=6, cache_dir=tmp_path, timer=timer)
-    assert len(timer.calls) == 1 and not profile.from_cache
+    assert len(timer.calls) == 2 and not profile.from_cache  # the channel tile's probes, then the variants
+    assert profile.channel_tile == 8  # linear in MACs: no tile above the smallest measured
     assert profile.fixed_ms == pytest.approx(0.5, rel=1e-2)
     assert profile.predict_ms() == pytest.approx(profile.samples.measured_ms[0], rel=1e-2)
     assert set(profile.layers.columns) >= {"name", "latency_ms", "share"}
     # Same architecture (a fresh build, other layer names), same settings: a hit.
     again = kt.latency_profile(residual_model(), samples=6, cache_dir=tmp_path, timer=timer)
-    assert again.from_cache and len(timer.calls) == 1
+    assert again.from_cache and len(timer.calls) == 2
     assert again.coefficients == profile.coefficients
     # More variants asked for: another fit, measured, not the cached one.
     assert not kt.latency_profile(model, samples=7, cache_dir=tmp_path, timer=timer).from_cache
     # Other threads, batch or runtime: other entries, measured anew.
     kt.latency_profile(model, threads=2, samples=4, cache_dir=tmp_path, timer=timer)
     kt.latency_profile(model, batch_size=4, samples=4, cache_dir=tmp_path, timer=timer)
-    assert [c[:3] for c in timer.calls[2:]] == [("litert", 2, 1), ("litert", 1, 4)]
+    assert [c[:3] for c in timer.calls[4::2]] == [("litert", 2, 1), ("litert", 1, 4)]
     assert len(list((tmp_path / "latency").glob("*.json"))) == 4
 
 
@@ -304,7 +305,8 @@ def test_the_cache_key_changes_with_everything_that_changes_latency(scored, monk
                kt_profile.cache_key(graph, "litert", 1, 32),
                kt_profile.cache_key(graph, "litert", 1, 1, samples=4),  # another fit, not the cached one
                kt_profile.cache_key(graph, "litert", 1, 1, seed=1),
-               kt_profile.cache_key(graph, "litert", 1, 1, attribute=False)]  # the per-kind fit alone
+               kt_profile.cache_key(graph, "litert", 1, 1, attribute=False),  # the per-kind fit alone
+               kt_profile.cache_key(graph, "litert", 1, 1, tile=16)]  # a tile given, not measured
     monkeypatch.setattr(profile_cache, "machine", lambda: "another machine")
     changed.append(kt_profile.cache_key(graph, "litert", 1, 1))
     monkeypatch.undo()
@@ -336,7 +338,7 @@ def test_the_fit_recovers_per_kind_and_per_element_times(scored):
             ms.append(truth["fixed"] + work + truth["inputs"] * table["inputs"].total(alive))
         return [v / 1000 for v in ms]
 
-    profile = kt.latency_profile(scored[0], samples=10, cache_dir=False, timer=timer)
+    profile = kt.latency_profile(scored[0], samples=10, cache_dir=False, timer=timer, tile=8)
     assert profile.samples.predicted_ms.to_numpy() == pytest.approx(profile.samples.measured_ms.to_numpy(), rel=1e-3)
     assert all(v >= 0 for v in profile.coefficients.values())
 

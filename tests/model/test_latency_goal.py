@@ -49,14 +49,16 @@ def pm():
     pm = kt.TaylorPrunableModel(model)
     x = inputs_like(model, batch=4)
     pm.update_score(x, np.zeros((4, 3)), loss="mse")
-    # the per-kind fit alone: its straight line through a concave curve is what the loop must correct
-    pm.latency_profile = kt.latency_profile(pm, samples=6, cache_dir=False, timer=ConcaveTimer(), attribute=False)
+    # the per-kind fit alone: its straight line through a concave curve is what the loop must correct;
+    # variants at multiples of 8, plans unrounded (round_to=1 below): the smooth fake runtime has no tile
+    pm.latency_profile = kt.latency_profile(pm, samples=6, cache_dir=False, timer=ConcaveTimer(),
+                                            attribute=False, tile=8)
     return pm
 
 
 def test_prediction_alone_misses_and_measuring_again_meets_the_goal(pm):
     scores = pm.score_sum.numpy(), pm.score_count.numpy()
-    once = kt.prune_to_latency(pm, kt.Speedup(2.0), rounds=0, timer=ConcaveTimer())
+    once = kt.prune_to_latency(pm, kt.Speedup(2.0), rounds=0, timer=ConcaveTimer(), round_to=1)
     assert len(once) == 1 and once[0].speedup < 2.0  # the prediction said 2x
 
     def restart(profile):
@@ -67,11 +69,11 @@ def test_prediction_alone_misses_and_measuring_again_meets_the_goal(pm):
 
     # the profile keeps what it learnt: the same goal is now met at once
     restart(pm.latency_profile)
-    assert kt.prune_to_latency(pm, kt.Speedup(2.0), rounds=0, timer=ConcaveTimer())[0].speedup >= 2.0
+    assert kt.prune_to_latency(pm, kt.Speedup(2.0), rounds=0, timer=ConcaveTimer(), round_to=1)[0].speedup >= 2.0
 
-    restart(kt.latency_profile(pm, samples=6, cache_dir=False, timer=ConcaveTimer(), attribute=False))
+    restart(kt.latency_profile(pm, samples=6, cache_dir=False, timer=ConcaveTimer(), attribute=False, tile=8))
     timer = ConcaveTimer()
-    history = kt.prune_to_latency(pm, kt.Speedup(2.0), rounds=3, timer=timer)
+    history = kt.prune_to_latency(pm, kt.Speedup(2.0), rounds=3, timer=timer, round_to=1)
     assert len(history) > 1 and history[-1].speedup >= 2.0
     assert timer.models == 2 * len(history)  # the unpruned and the chosen model, each round
     assert history[-1].groups_pruned == int((~pm.alive).sum())  # the last choice is the one applied
@@ -80,7 +82,7 @@ def test_prediction_alone_misses_and_measuring_again_meets_the_goal(pm):
 
 
 def test_a_latency_budget_is_met_by_measurement(pm):
-    history = kt.prune_to_latency(pm, kt.LatencyBudget(ms=0.5), rounds=3, timer=ConcaveTimer())
+    history = kt.prune_to_latency(pm, kt.LatencyBudget(ms=0.5), rounds=3, timer=ConcaveTimer(), round_to=1)
     assert history[-1].measured_ms <= 0.5
 
 
@@ -88,11 +90,11 @@ def test_the_timings_refit_the_profile_and_its_cache_entry(tmp_path):
     model = _model()
     pm = kt.TaylorPrunableModel(model)
     pm.update_score(inputs_like(model, batch=4), np.zeros((4, 3)), loss="mse")
-    profile = kt.latency_profile(pm, samples=6, cache_dir=tmp_path, timer=ConcaveTimer())
+    profile = kt.latency_profile(pm, samples=6, cache_dir=tmp_path, timer=ConcaveTimer(), tile=1)
     history = kt.prune_to_latency(pm, kt.Speedup(2.0), profile=profile, rounds=1, timer=ConcaveTimer())
     assert (profile.samples.variant == "timed check").sum() == 2 * len(history)
     assert (profile.samples.weight[profile.samples.variant == "timed check"] > 1).all()
-    again = kt.latency_profile(_model(), samples=6, cache_dir=tmp_path, timer=ConcaveTimer())
+    again = kt.latency_profile(_model(), samples=6, cache_dir=tmp_path, timer=ConcaveTimer(), tile=1)
     assert again.from_cache and len(again.samples) == len(profile.samples)
     assert again.coefficients == pytest.approx(profile.coefficients)
 
@@ -113,7 +115,7 @@ def _compress_to_double_speed(**kwargs):
     model = _model()
     model.compile("sgd", "mse")
     x = inputs_like(model, batch=16)
-    profile = kt.latency_profile(model, samples=6, cache_dir=False, timer=DriftedTimer(0.0))
+    profile = kt.latency_profile(model, samples=6, cache_dir=False, timer=DriftedTimer(0.0), tile=1)
     unpruned_seconds = DriftedTimer(0.0)([model], "litert", 1, 1)[0]
     runtime = profile.timer = DriftedTimer(0.3 * unpruned_seconds)
     pruned, info = kt.compress(model, (x, np.zeros((16, 3), "float32")), goal=kt.Speedup(2.0), cost=profile,
@@ -142,7 +144,7 @@ def test_the_callback_checks_a_latency_goal_by_timing(monkeypatch):
 
     def fit_to_double_speed():
         model = _model()
-        profile = kt.latency_profile(model, samples=6, cache_dir=False, timer=DriftedTimer(0.0))
+        profile = kt.latency_profile(model, samples=6, cache_dir=False, timer=DriftedTimer(0.0), tile=1)
         runtime = profile.timer = DriftedTimer(0.3 * DriftedTimer(0.0)([model], "litert", 1, 1)[0])
         pm = kt.TaylorPrunableModel(model, criterion="l1")
         pm.latency_profile = profile
