@@ -2,8 +2,8 @@
 
 For ResNet-20 (32x32x3) and MobileNetV2 (weights=None, 96x96x3) on LiteRT
 (batch 1, one interpreter thread): `kt.latency_profile` (timed here, no
-cache), then L1-scored pruning with `cost="latency"` (rounded to the profile's
-measured channel tile, `profile.channel_tile`) to the goals `kt.Speedup(1.5)` and `kt.Speedup(2.0)`, two ways, each from its own
+cache), then L1-scored pruning with `cost="latency"`, `round_to=8` to the
+goals `kt.Speedup(1.5)` and `kt.Speedup(2.0)`, two ways, each from its own
 copy of the same profile:
 
 * prediction alone: `kt.prune_to_latency(..., rounds=0)` (what
@@ -56,7 +56,7 @@ def one(name, model, runs):
             pm.set_unit_alive(full)
             start = time.perf_counter()
             history = kt.prune_to_latency(pm, kt.Speedup(speedup), profile=copy_of(prof), rounds=rounds,
-                                          timer=timer)
+                                          round_to=8, timer=timer)
             seconds = time.perf_counter() - start
             print(f"{name} Speedup({speedup}) {way}: rounds "
                   + ", ".join(f"{r.speedup:.2f}x (predicted {r.unpruned_ms / r.predicted_ms:.2f}x)" for r in history)

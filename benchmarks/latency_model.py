@@ -5,8 +5,7 @@ For ResNet-20 (32x32x3), MobileNetV2 and ResNet50 (weights=None, input
 one interpreter thread) and the Keras runtime (a `tf.function`, batch 32,
 one intra-op thread, so that the CPU-time clock applies: see
 `profile.time_models`): `kt.latency_profile` (timed here, no
-cache; per-layer attribution unless `--per-kind`), then L1-scored pruning with `cost="latency"` (rounded to the profile's
-measured channel tile) to
+cache; per-layer attribution unless `--per-kind`), then L1-scored pruning with `cost="latency"` and `round_to=8` to
 10, 30, 50 and 70% less predicted latency, and, on LiteRT, to the goals
 `kt.Speedup(1.5)` and `kt.Speedup(2.0)`. The unpruned and all pruned
 stripped models of one model and runtime are timed round robin in one run
@@ -62,12 +61,12 @@ def pruned_models(model, prof, runtime):
         goals += [(f"Speedup({s})", kt.Speedup(s)) for s in SPEEDUPS]
     for label, goal in goals:
         pm.set_unit_alive(full)
-        pm.update_prunables(None, cost="latency", goal=goal)
+        pm.update_prunables(None, cost="latency", goal=goal, round_to=8)
         out.append((label, prof.predict_ms(pm.alive, pm.channel_graph), pm.alive.copy(), kt.strip_pruning(pm)))
     return out, pm.channel_graph
 
 
-def side_by_side(graph, variants, cases, runtime, threads, batch, samples, runs, attribute, tile):
+def side_by_side(graph, variants, cases, runtime, threads, batch, samples, runs, attribute):
     """Times the profile's variants and the pruned models in one round robin, refits the
     latency model on the variants' times and predicts the pruned ones: the model's error
     without the drift of machine load between building the profile and checking it."""
@@ -78,7 +77,7 @@ def side_by_side(graph, variants, cases, runtime, threads, batch, samples, runs,
 
     models = variants + [c[3] for c in cases]
     ms = 1000 * np.asarray(kt_profile.time_models(models, runtime, threads, batch, runs=runs))
-    sets, labels = kt_profile.variant_sets(graph, samples, 0, attribute, tile)
+    sets, labels = kt_profile.variant_sets(graph, samples, 0, attribute)
     theta, _, scales = kt_profile.fit_timings(graph, sets, labels, ms[:len(variants)], attribute,
                                               attribution.prior_for(runtime))
     x = kt_profile.features(graph, [c[2] for c in cases], scales)
@@ -104,8 +103,7 @@ def one(name, model, runtime, samples, runs, attribute=True):
     built = time.perf_counter() - start
     fit_error = np.abs(prof.samples.predicted_ms / prof.samples.measured_ms - 1).max()
     cases, graph = pruned_models(model, prof, runtime)
-    refit, measured = side_by_side(graph, calls[-1], cases, runtime, threads, batch, samples, runs, attribute,
-                                   prof.channel_tile)
+    refit, measured = side_by_side(graph, calls[-1], cases, runtime, threads, batch, samples, runs, attribute)
     where = f"{runtime} b{batch}"
     rows = []
     for (label, p, _, _), m, r in zip(cases, measured, refit):

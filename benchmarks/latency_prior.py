@@ -7,7 +7,7 @@ profile's variants and per-cluster cuts are timed once
 (`kt.latency_profile`), then fitted with each pull (`--priors`, the
 `prior` of `attribution.layer_scales`) on those same timings. Each fit
 makes its own L1-scored plans at 30, 50 and 70% less predicted latency
-(rounded to the profile's measured channel tile), and the unpruned model and every plan of every fit are
+(`round_to=8`), and the unpruned model and every plan of every fit are
 timed round robin in one run. Reported per plan: the speedup its profile
 predicted and the speedup measured against the unpruned model in that
 same run, so drift between the profile's timings and the check cancels.
@@ -32,8 +32,7 @@ def plans(model, prof, priors, runtime):
     from keras_taylor import profile as kt_profile
 
     graph = prof.channel_graph
-    sets, labels = kt_profile.variant_sets(graph, kt_profile.DEFAULT_SAMPLES, kt_profile.DEFAULT_SEED, True,
-                                           prof.channel_tile)
+    sets, labels = kt_profile.variant_sets(graph, kt_profile.DEFAULT_SAMPLES, kt_profile.DEFAULT_SEED, True)
     ms = prof.samples.measured_ms.to_numpy()
     out = []
     for prior in priors:
@@ -45,7 +44,7 @@ def plans(model, prof, priors, runtime):
         full = np.ones(pm.channel_graph.num_units, bool)
         for goal in GOALS:
             pm.set_unit_alive(full)
-            pm.update_prunables(None, cost="latency", goal=goal)
+            pm.update_prunables(None, cost="latency", goal=goal, round_to=8)
             predicted = fitted.predict_ms(full, pm.channel_graph) / fitted.predict_ms(pm.alive, pm.channel_graph)
             out.append((prior, goal, predicted, kt.strip_pruning(pm)))
     return out

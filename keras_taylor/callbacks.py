@@ -68,8 +68,7 @@ class TaylorPruningCallback(keras.callbacks.Callback):
             cached on disk) made when training begins; a profile object may
             also be passed as `cost`.
         round_to: keep every pruned layer's channel count a multiple of this
-            (see `TaylorPrunableModel.update_prunables`; None with a latency
-            cost: the profile's measured `channel_tile`).
+            (see `TaylorPrunableModel.update_prunables`).
         ranking: None (the cost's own order, as above), `"importance"` or
             `"importance_per_cost"` (see `TaylorPrunableModel.update_prunables`).
         recalibration_data: optional training data (a `tf.data.Dataset`,

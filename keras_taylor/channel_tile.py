@@ -3,26 +3,28 @@
 A CPU convolution kernel computes its output channels in tiles of one SIMD
 register's width (XNNPACK and oneDNN: 8 floats with AVX2, 16 with AVX-512),
 so a layer pruned from 16 to 8 channels on an AVX-512 machine runs no
-faster: the kernel still computes a whole tile of 16. Measured on this
-project's AVX-512 machine (3x3 convolution, 64 input channels; LiteRT batch
-1 and Keras batch 32 alike): 8 output channels cost 96% of 16, while 32
-cost twice 16 (docs/benchmarks.md, "Channel tile"). A latency model that
-is linear in channels, fitted on variants at multiples of 8, then promises
-savings that the runtime does not deliver (MobileNetV2's 70% plans at Keras
-batch 32: 3.3x predicted, 2.7x measured).
+faster itself: the kernel still computes a whole tile of 16. Measured on
+this project's AVX-512 machine (3x3 convolution of 32x32x64): 8 output
+channels take as long as 16 (LiteRT batch 1: 0.183 / 0.184 ms; Keras batch
+32: 6.16 / 6.19 ms), 32 twice as long (docs/benchmarks.md, "Channel tile",
+`python -m benchmarks.channel_tile` at 3c2c0d6). The layers that read its
+output still get cheaper (fewer input channels), so the cut is not
+worthless: rounding ResNet-20's plans to 16 instead of 8 kept its
+16-channel stage whole and stopped them at 2.15x on LiteRT, where 8
+reached 3.41x.
 
 So the tile is measured, not assumed from the CPU's name: one 3x3
 convolution at 8, 16, 32 and 64 output channels, timed on the runtime as
 the profile's variants are. Where a narrower layer is no cheaper per
 channel than the widest step, the tile is above it. `kt.latency_profile`
-keeps the result as `channel_tile`, builds its variants at its multiples,
-and latency goals round to it unless told otherwise (`round_to`).
+reports it as `channel_tile`, for choosing `round_to`; the latency model
+does not price the step yet (it is not bilinear in the channels).
 """
 
 import numpy as np
 
 WIDTHS = (8, 16, 32, 64)  # output channels of the probes; the tile found is one of the first three
-SMALLEST = WIDTHS[0]  # below this nothing is measured: variants never keep fewer than 8 channels
+SMALLEST = WIDTHS[0]  # below this nothing is measured; the profile's variants keep multiples of it
 # A step between two widths "saves nothing" when it saves less than this share of what the same
 # number of channels saves between the two widest probes (linear costs: 1.0; inside a tile: ~0.1).
 FLAT = 0.4

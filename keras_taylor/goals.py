@@ -103,19 +103,6 @@ def cost_table(cost, channel_graph, tables, profile=None):
     return tables[cost]
 
 
-def default_round_to(round_to, cost, profile=None):
-    """`round_to`, or for a latency cost left at None, the profile's measured channel tile.
-
-    Why: below the tile a narrower layer runs no faster (`keras_taylor.channel_tile`),
-    so a latency goal met by layers between two multiples of it is met on
-    paper only. An explicit `round_to` is kept as given.
-    """
-    if round_to is not None or cost_kind(cost) != "latency":
-        return round_to
-    profile = cost if not isinstance(cost, str) else profile
-    return getattr(profile, "channel_tile", None)
-
-
 def plan_goal(table, exact, alive, goal):
     """`dict(cost=..., reduce_by=...)` for `pruner.plan`, or `{}` without a goal.
 

@@ -20,8 +20,7 @@ def variants(channel_graph, count, seed, round_to=SMALLEST):
     evenly from 100% to `LOWEST_MACS` of the full model's, alternately with
     one keep fraction for every layer (which pins the fixed part and the
     curve) and with random per-layer fractions (which tell the layer kinds
-    apart); each layer a multiple of `round_to` (the profile passes the
-    runtime's measured channel tile).
+    apart); each layer a multiple of `round_to`.
 
     Why the MACs are the target, not the keep fractions: a layer's MACs go
     with its kept inputs times its kept outputs, about the keep fraction
@@ -69,8 +68,8 @@ def _bisect(at, low, high, target, steps=12, within=0.01):
 
 
 def narrowest(channel_graph, round_to=SMALLEST):
-    """The alive set with every layer as narrow as pruning can make it: one multiple of `round_to`
-    (fewer channels where a layer has fewer), everything blocked kept.
+    """The alive set with every layer as narrow as pruning can make it: `round_to` channels
+    (fewer where a layer has fewer), everything blocked kept.
 
     Why it is timed too: its time is nearly all the part no pruning removes
     (per-op dispatch, layers that keep their width), which the fit otherwise

@@ -236,9 +236,7 @@ class TaylorPrunableModel(ScoreGathering, keras.Model):
                 this (at least this): each layer to its nearest multiple (down,
                 the faster side, for latency), the whole toward pruning more;
                 layers created with fewer channels are exempt. May remove a
-                few more groups than `max_to_prune`. None: no rounding, except
-                for a latency cost, which rounds to its profile's measured
-                `channel_tile` (a narrower layer runs no faster below it).
+                few more groups than `max_to_prune`.
             ranking: which groups go first: `"importance"` (lowest score
                 first; Torch-Pruning's global ranking under a MACs target),
                 `"importance_per_cost"` (lowest score per unit of `cost`
@@ -303,7 +301,6 @@ class TaylorPrunableModel(ScoreGathering, keras.Model):
         else:
             plan_goal = goals.plan_goal(table, None, alive, goal)
         savings = table.savings if ranking == "importance_per_cost" else None
-        round_to = goals.default_round_to(round_to, cost, getattr(self, "latency_profile", None))
         # A latency profile errs toward fast for pruned plans: round its layers down, the faster side.
         return pruner.plan(
             self._raw_scores(require=True), alive, self.channel_graph.layout, limit=max_to_prune,

@@ -29,12 +29,15 @@ the Keras runtime at batch 32 and 70% less (MobileNetV2 -22%, ResNet50
 rate fitted near full width says; the timed loop of
 `kt.prune_to_latency` closes that.
 Channel tiles: a kernel computes output channels a SIMD register at a
-time (16 floats with AVX-512), so below a multiple of the tile a narrower
-layer runs no faster. That step is not bilinear, so it is not in the model;
-instead the profile measures the tile (`keras_taylor.channel_tile`), times
-its variants at multiples of it, and latency goals round to it unless
-`round_to` says otherwise. With tiles of 8 assumed on a 16-tile machine,
-MobileNetV2's 70% plans at Keras batch 32 measured 2.7x for 3.3x predicted.
+time (16 floats with AVX-512), so below a multiple of the tile a layer's
+own time does not fall; its consumers' does, since they read fewer input
+channels. That step is not bilinear and is not in the model: the variants
+keep multiples of 8 channels, `round_to=8` is what to prune with when the
+goal is latency, and the profile measures the tile
+(`keras_taylor.channel_tile`) and reports it as `channel_tile`. Why not
+round to the tile: ResNet-20's 16-channel stage then cannot be cut at
+all, and on LiteRT its plans stopped at 2.15x, where round_to=8 reached
+3.41x (docs/benchmarks.md, "Channel tile").
 
 Per-layer attribution (`attribute=True`, the default): the per-kind fit
 gets totals right but splits them between layers wrongly (one time per MAC
@@ -52,8 +55,8 @@ handful of per-term times are fitted by non-negative least squares. The
 variants are the unpruned model and ones whose MACs fall evenly from 100%
 to 15% of its MACs, alternately with one keep fraction for every layer and
 with random per-layer fractions (they tell the kinds apart), and the
-narrowest model pruning can make, every layer at one channel tile (it pins
-the fixed part). Each variant's time is the fastest of its samples:
+narrowest model pruning can make, every layer at 8 channels (it pins the
+fixed part). Each variant's time is the fastest of its samples:
 other work on a shared machine only ever adds time. Per-layer tables would
 need a conversion and a timing per layer and width (hundreds for
 MobileNetV2) and still miss the fusion and the fixed cost.
@@ -95,8 +98,9 @@ class LatencyProfile:
             `measured_ms`, `predicted_ms`, the `weight` of each in the fit
             and its features (`x_fixed`, `x_conv`, ...).
         key: the cache key; `runtime`, `threads`, `batch_size`.
-        channel_tile: the runtime's measured channel tile (8, 16 or 32): the
-            variants keep multiples of it and latency goals round to it.
+        channel_tile: the runtime's channel tile, measured (8, 16 or 32) or
+            given (`tile`): below a multiple of it a layer's own time does
+            not fall (its consumers' still does).
         from_cache: whether it was read from the cache.
         layers: DataFrame, one row per layer call of the unpruned model:
             `name`, `kind`, `multiply_accumulates`, `activation_elements`,
@@ -218,17 +222,13 @@ def time_models(models, runtime, threads, batch_size, runs=11):
     return [float(np.min(times[k])) for k in range(len(models))]
 
 
-def variant_sets(graph, samples, seed, attribute, tile=channel_tile.SMALLEST):
+def variant_sets(graph, samples, seed, attribute):
     """`(alive sets, labels)` that a profile times: the variants, the narrowest model, then (with
-    `attribute`) one cut per cluster.
-
-    Each layer keeps a multiple of the runtime's channel `tile`, as latency
-    goals prune by default: between two multiples, time does not follow channels.
-    """
-    round_to = tile
+    `attribute`) one cut per cluster; each layer a multiple of 8 channels."""
+    round_to = channel_tile.SMALLEST
     sets = variants(graph, samples, seed, round_to=round_to)
     if len({a.tobytes() for a in sets}) < 3:
-        # Layers of a tile or fewer cannot shrink in whole tiles: aligned
+        # Layers of 8 channels or fewer cannot shrink in steps of 8: aligned
         # variants would all be the same model and the fit would see no cost.
         round_to = 1
         sets = variants(graph, samples, seed, round_to=round_to)
@@ -262,7 +262,7 @@ def _measure(pm, runtime, threads, batch_size, samples, seed, timer, attribute, 
     graph = pm.channel_graph
     if tile is None:
         tile = channel_tile.measure(timer, runtime, threads, batch_size)
-    sets, labels = variant_sets(graph, samples, seed, attribute, tile)
+    sets, labels = variant_sets(graph, samples, seed, attribute)
     seconds = timer(_stripped_all(pm, sets), runtime, threads, batch_size)
     ms = 1000.0 * np.asarray(seconds, dtype=np.float64)
     coefficients, table, scales = fit_timings(graph, sets, labels, ms, attribute, attribution.prior_for(runtime))
@@ -305,8 +305,7 @@ def latency_profile(model, runtime="litert", threads=1, batch_size=1, samples=DE
 
     Measures the runtime's channel tile (four one-layer probes), times
     `samples` stripped variants of the model (the unpruned one and ones
-    with random per-layer widths, multiples of the tile) on the runtime,
-    round robin, and fits
+    with random per-layer widths) on the runtime, round robin, and fits
     a fixed time plus a time per multiply-accumulate of each layer kind and
     per output element (see the module's docstring for why). The result
     predicts the latency of any set of kept channel groups, which is what

@@ -16,8 +16,7 @@ import platform
 from keras_taylor.masking import ChannelMask
 
 CACHE_VERSION = 10  # 7: per-layer scales (keras_taylor.attribution); 8: cuts to a fifth, prior 0.02;
-# 9: the Keras runtime's prior 0.5; 10: the measured channel tile (variants and cuts at its multiples), the
-# narrowest variant
+# 9: the Keras runtime's prior 0.5; 10: the measured channel tile, the narrowest variant
 DEFAULT_SAMPLES = 8
 DEFAULT_SEED = 0
 

@@ -55,8 +55,7 @@ class Target:
         runtime: for `cost="latency"`: `"litert"` (one interpreter thread,
             batch 1) or `"keras"`; the profile is measured once and cached.
         round_to: keep every pruned layer's channel count a multiple of
-            this (see `TaylorPrunableModel.update_prunables`; None with a
-            latency cost: the profile's measured `channel_tile`).
+            this (see `TaylorPrunableModel.update_prunables`).
         ranking: None (default: the cost's own order, as above),
             `"importance"` (lowest score first whatever the cost) or
             `"importance_per_cost"` (see `TaylorPrunableModel.update_prunables`).

@@ -49,8 +49,8 @@ def pm():
     pm = kt.TaylorPrunableModel(model)
     x = inputs_like(model, batch=4)
     pm.update_score(x, np.zeros((4, 3)), loss="mse")
-    # the per-kind fit alone: its straight line through a concave curve is what the loop must correct;
-    # variants at multiples of 8, plans unrounded (round_to=1 below): the smooth fake runtime has no tile
+    # the per-kind fit alone: its straight line through a concave curve is what the loop must correct
+    # (tile given: the fake runtime times whole models only)
     pm.latency_profile = kt.latency_profile(pm, samples=6, cache_dir=False, timer=ConcaveTimer(),
                                             attribute=False, tile=8)
     return pm
@@ -58,7 +58,7 @@ def pm():
 
 def test_prediction_alone_misses_and_measuring_again_meets_the_goal(pm):
     scores = pm.score_sum.numpy(), pm.score_count.numpy()
-    once = kt.prune_to_latency(pm, kt.Speedup(2.0), rounds=0, timer=ConcaveTimer(), round_to=1)
+    once = kt.prune_to_latency(pm, kt.Speedup(2.0), rounds=0, timer=ConcaveTimer())
     assert len(once) == 1 and once[0].speedup < 2.0  # the prediction said 2x
 
     def restart(profile):
@@ -69,11 +69,11 @@ def test_prediction_alone_misses_and_measuring_again_meets_the_goal(pm):
 
     # the profile keeps what it learnt: the same goal is now met at once
     restart(pm.latency_profile)
-    assert kt.prune_to_latency(pm, kt.Speedup(2.0), rounds=0, timer=ConcaveTimer(), round_to=1)[0].speedup >= 2.0
+    assert kt.prune_to_latency(pm, kt.Speedup(2.0), rounds=0, timer=ConcaveTimer())[0].speedup >= 2.0
 
     restart(kt.latency_profile(pm, samples=6, cache_dir=False, timer=ConcaveTimer(), attribute=False, tile=8))
     timer = ConcaveTimer()
-    history = kt.prune_to_latency(pm, kt.Speedup(2.0), rounds=3, timer=timer, round_to=1)
+    history = kt.prune_to_latency(pm, kt.Speedup(2.0), rounds=3, timer=timer)
     assert len(history) > 1 and history[-1].speedup >= 2.0
     assert timer.models == 2 * len(history)  # the unpruned and the chosen model, each round
     assert history[-1].groups_pruned == int((~pm.alive).sum())  # the last choice is the one applied
@@ -82,7 +82,7 @@ def test_prediction_alone_misses_and_measuring_again_meets_the_goal(pm):
 
 
 def test_a_latency_budget_is_met_by_measurement(pm):
-    history = kt.prune_to_latency(pm, kt.LatencyBudget(ms=0.5), rounds=3, timer=ConcaveTimer(), round_to=1)
+    history = kt.prune_to_latency(pm, kt.LatencyBudget(ms=0.5), rounds=3, timer=ConcaveTimer())
     assert history[-1].measured_ms <= 0.5
 
 
