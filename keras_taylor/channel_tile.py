@@ -5,9 +5,9 @@ register's width (XNNPACK and oneDNN: 8 floats with AVX2, 16 with AVX-512),
 so a layer pruned from 16 to 8 channels on an AVX-512 machine runs no
 faster itself: the kernel still computes a whole tile of 16. Measured on
 this project's AVX-512 machine (3x3 convolution of 32x32x64): 8 output
-channels take as long as 16 (LiteRT batch 1: 0.183 / 0.184 ms; Keras batch
-32: 6.16 / 6.19 ms), 32 twice as long (docs/benchmarks.md, "Channel tile",
-`python -m benchmarks.channel_tile` at 3c2c0d6). The layers that read its
+channels take as long as 16 (LiteRT batch 1: 0.185 / 0.186 ms; Keras batch
+32: 6.30 / 6.57 ms), 24 or 32 about twice as long (docs/benchmarks.md,
+"Channel tile", `python -m benchmarks.channel_tile` at 915bd52). The layers that read its
 output still get cheaper (fewer input channels), so the cut is not
 worthless: rounding ResNet-20's plans to 16 instead of 8 kept its
 16-channel stage whole and stopped them at 2.15x on LiteRT, where 8

@@ -23,11 +23,12 @@ What took ResNet-20's error at heavy pruning from -42% to within ~10%
 fit in relative error below; per-layer attribution then took it within
 6% at every goal (9ea6a99), and cutting each cluster to a fifth took
 MobileNetV2's from -18%/-25% at 50%/70% less to within 6% (e596f09; its
-`Speedup(2.0)` plan measured 1.98x by prediction alone). Known limit:
-the Keras runtime at batch 32 and 70% less (MobileNetV2 -22%, ResNet50
--17%, docs/benchmarks.md), where heavily pruned models run slower than a
-rate fitted near full width says; the timed loop of
-`kt.prune_to_latency` closes that.
+`Speedup(2.0)` plan measured 1.98x by prediction alone). The narrowest
+variant and timing the Keras runtime one op at a time took every Keras
+batch-32 plan within 10% (915bd52). Known limit: ResNet50 on LiteRT
+(-15% to -38% at 30-70% less there), whose 53 cuts each save about as much
+as two rounds of timings differ by, so the pruner picks what one round's
+noise made look dear; the timed loop of `kt.prune_to_latency` closes that.
 Channel tiles: a kernel computes output channels a SIMD register at a
 time (16 floats with AVX-512), so below a multiple of the tile a layer's
 own time does not fall; its consumers' does, since they read fewer input
