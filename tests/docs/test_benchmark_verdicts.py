@@ -207,3 +207,4 @@ def test_each_keras_taylor_variant_writes_its_own_section_and_old_names_stay():
     assert section_name({"ranking": "importance"}) == "torch_pruning_macs_importance"
     assert section_name({"score_batches": 10}) == "torch_pruning_macs_fresh_scores"
     assert section_name({"normalize": "l2"}) == "torch_pruning_macs_normalize_l2"
+    assert section_name({"recalibration_batches": 0}) == "torch_pruning_macs_recalibration_0"
