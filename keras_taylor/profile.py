@@ -368,16 +368,10 @@ def latency_profile(model, runtime="litert", threads=1, batch_size=1, samples=DE
     graph = pm.channel_graph
     key = cache_key(graph, runtime, threads, batch_size, samples, seed, attribute, tile)
     path = None if cache_dir is False else cache_path(cache_dir, key)
-    if path is not None and path.exists():
-        try:
-            saved = json.loads(path.read_text())
-            profile = LatencyProfile(saved["coefficients"], pd.DataFrame(saved["samples"]), key, runtime,
-                                     threads, batch_size, graph, from_cache=True, path=path,
-                                     scales=saved["scales"], tile=saved["channel_tile"])
-            profile.timer = timer or time_models
-            return profile
-        except (ValueError, KeyError):
-            pass  # a damaged entry is measured again
+    profile = load(path, key, runtime, threads, batch_size, graph)
+    if profile is not None:
+        profile.timer = timer or time_models
+        return profile
     coefficients, table, scales, tile = _measure(pm, runtime, threads, batch_size, samples, seed,
                                                  timer or time_models, attribute, tile)
     profile = LatencyProfile(coefficients, table, key, runtime, threads, batch_size, graph, path=path,
@@ -386,6 +380,19 @@ def latency_profile(model, runtime="litert", threads=1, batch_size=1, samples=DE
     if path is not None:
         save(path, profile)
     return profile
+
+
+def load(path, key, runtime, threads, batch_size, graph):
+    """The profile in cache entry `path`, or None where there is none (or it is damaged: measured again)."""
+    if path is None or not path.exists():
+        return None
+    try:
+        saved = json.loads(path.read_text())
+        return LatencyProfile(saved["coefficients"], pd.DataFrame(saved["samples"]), key, runtime, threads,
+                              batch_size, graph, from_cache=True, path=path, scales=saved["scales"],
+                              tile=saved["channel_tile"])
+    except (ValueError, KeyError):
+        return None
 
 
 def save(path, profile):
