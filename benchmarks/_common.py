@@ -77,6 +77,19 @@ def command():
     return " ".join(["python -m", name] + sys.argv[1:])
 
 
+def uptime():
+    """`uptime`'s line: the machine's load, printed beside timings, since other work shares these CPUs."""
+    return os.popen("uptime").read().strip()
+
+
+def provenance(mode=None, load=None):
+    """The lines under a section's title that say where its numbers came from: the command, the date,
+    the code (and `mode`, quick or full), the machine (and `load`: `uptime` before and after a timing run)."""
+    date = f"Date: {now()}, code {code_version()}" + (f", mode {mode}" if mode else "") + "  "
+    where = f"Machine: {machine()}" + (f"; load before: `{load[0]}`; after: `{load[1]}`" if load else "")
+    return [f"Command: `{command()}` (from the repository root)  ", date, where, ""]
+
+
 def parser(doc):
     """An argument parser with the options every benchmark takes: --quick, --no-docs."""
     import argparse

@@ -345,9 +345,4 @@ def save_summary(name, rows):
 
 
 def header(quick):
-    return [
-        f"Command: `{_common.command()}` (from the repository root)  ",
-        f"Date: {_common.now()}, code {_common.code_version()}, mode {'quick' if quick else 'full'}  ",
-        f"Machine: {_common.machine()}",
-        "",
-    ]
+    return _common.provenance("quick" if quick else "full")

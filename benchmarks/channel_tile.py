@@ -14,7 +14,6 @@ latency model linear in channels promises it anyway.
     python -m benchmarks.channel_tile [--runs 11]
 """
 
-import os
 import time
 
 from benchmarks import _common
@@ -64,13 +63,13 @@ def main():
 
     latency.keras_threads(SETTINGS["keras"][1])  # before TensorFlow starts: one op at a time, on one thread
     start = time.perf_counter()
-    load_before = os.popen("uptime").read().strip()
+    load_before = _common.uptime()
     rows, tiles = [], []
     for runtime in SETTINGS:
         r, t = one(runtime, args.runs)
         rows += r
         tiles.append(t)
-    load_after = os.popen("uptime").read().strip()
+    load_after = _common.uptime()
     table = _common.markdown_table(["runtime", "layer"] + [f"{w} ch, ms" for w in WIDTHS], rows)
     tile_table = _common.markdown_table(["runtime", "channel tile measured by kt.latency_profile"], tiles)
     print(table + "\n\n" + tile_table)
@@ -78,10 +77,7 @@ def main():
         _common.write_section("channel_tile", "\n".join([
             "## Channel tile: one layer's time against its output channels",
             "",
-            f"Command: `{_common.command()}` (from the repository root)  ",
-            f"Date: {_common.now()}, code {_common.code_version()}  ",
-            f"Machine: {_common.machine()}; load before: `{load_before}`; after: `{load_after}`",
-            "",
+            *_common.provenance(load=(load_before, load_after)),
             __doc__.split("\n\n")[1].replace("\n", " "),
             "",
             table,

@@ -132,9 +132,7 @@ def main():
     if not args.no_docs:
         lines = [
             "## Latency attribution: the profile's split of time between channel groups", "",
-            f"Command: `{_common.command()}` (from the repository root)  ",
-            f"Date: {_common.now()}, code {_common.code_version()}, mode {'quick' if args.quick else 'full'}  ",
-            f"Machine: {_common.machine()}", "",
+            *_common.provenance("quick" if args.quick else "full"),
             "Models with `weights=None` (ResNet-20 32x32, MobileNetV2 "
             f"{args.mobilenet_size}x{args.mobilenet_size}), each with two `kt.latency_profile(model, "
             "runtime=\"litert\")` (cached when present): `attribute=False`, one time per MAC per layer kind, and "

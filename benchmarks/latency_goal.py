@@ -19,7 +19,6 @@ independent timing gives the measured speedup reported against the goal
     python -m benchmarks.latency_goal [--quick] [--models ResNet-20,MobileNetV2] [--runs 15]
 """
 
-import os
 import time
 
 from benchmarks import _common
@@ -82,12 +81,12 @@ def main():
     args = p.parse_args()
     names = ["ResNet-20"] if args.quick else args.models.split(",")
     print(_common.machine(), "|", _common.code_version(), "|", _common.now())
-    print("load before:", os.popen("uptime").read().strip(), flush=True)
+    print("load before:", _common.uptime(), flush=True)
     rows = []
     for name in names:
         rows += one(name, build(name, 64, 96), args.runs)
         print(_common.markdown_table(HEADER, rows[-2 * len(WAYS):]), flush=True)
-    print("load after:", os.popen("uptime").read().strip())
+    print("load after:", _common.uptime())
     print(_common.markdown_table(HEADER, rows))
 
 

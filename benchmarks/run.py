@@ -104,10 +104,7 @@ def main(argv=None):
         text = "\n".join([
             "## Summary",
             "",
-            f"Command: `{_common.command()}` (from the repository root)  ",
-            f"Date: {_common.now()}, code {_common.code_version()}, mode {'quick' if args.quick else 'full'}  ",
-            f"Machine: {_common.machine()}",
-            "",
+            *_common.provenance("quick" if args.quick else "full"),
             f"Whole suite: {total / 60:.1f} minutes (budget: {'10' if args.quick else '90'}). "
             "The sections below give every figure with its own command.",
             "",
