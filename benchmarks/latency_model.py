@@ -23,7 +23,6 @@ The machine load (`uptime`) is printed, since other work shares these CPUs.
         [--runtimes litert,keras] [--samples 8] [--runs 15] [--per-kind]
 """
 
-import os
 import time
 
 from benchmarks import _common
@@ -79,7 +78,7 @@ def side_by_side(graph, variants, cases, runtime, threads, batch, samples, runs,
     ms = 1000 * np.asarray(kt_profile.time_models(models, runtime, threads, batch, runs=runs))
     sets, labels = kt_profile.variant_sets(graph, samples, 0, attribute)
     theta, _, scales = kt_profile.fit_timings(graph, sets, labels, ms[:len(variants)], attribute,
-                                              attribution.prior_for(runtime))
+                                              attribution.PRIOR)
     x = kt_profile.features(graph, [c[2] for c in cases], scales)
     return x @ np.array([theta[k] for k in kt_profile.FEATURES]), ms[len(variants):]
 
@@ -137,7 +136,7 @@ def main():
 
         latency.keras_threads(THREADS["keras"])  # before TensorFlow starts: one op at a time, on one thread
     print(_common.machine(), "|", _common.code_version(), "|", _common.now())
-    print("load before:", os.popen("uptime").read().strip(), flush=True)
+    print("load before:", _common.uptime(), flush=True)
     rows, builds = [], []
     for name in names:
         model = build(name, args.resnet50_size, args.mobilenet_size)
@@ -146,7 +145,7 @@ def main():
             rows += r
             builds.append(b)
             print(_common.markdown_table(HEADER, r), flush=True)
-    print("load after:", os.popen("uptime").read().strip())
+    print("load after:", _common.uptime())
     print(_common.markdown_table(HEADER, rows))
     print(_common.markdown_table(["model", "runtime", "profile build s", "worst fit error", "fixed ms", "channel tile"], builds))
 

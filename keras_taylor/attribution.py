@@ -17,7 +17,7 @@ cluster costs in the model as the runtime runs it, with the batch norm and
 activation fused in, the packing and the knock-on in its consumers. Each
 layer call then gets its own time per MAC (`fit_rates`): NNLS in relative
 error over all the variants, the cuts counted `CUT_WEIGHT` times, with each
-layer's rate pulled toward a common rate of its kind (`prior_for(runtime)`), so a layer
+layer's rate pulled toward a common rate of its kind (`PRIOR`), so a layer
 that no cut moves, or that the timings cannot tell from its neighbour,
 keeps its kind's. The profile keeps each rate as a `scale` on its kind's.
 
@@ -46,23 +46,16 @@ from keras_taylor.channel_tile import SMALLEST
 # with cuts to a fifth they measured 1.98x (docs/benchmarks.md, latency_model at e596f09).
 CUT_KEEP = 0.2
 CUT_WEIGHT = 4.0  # a cut counts this many times in the fits: near full width, the split matters more than the curve
-# Pull of a layer's time per MAC toward its kind's: the model's average rate away costs a 2% error.
-# One cut saves 1-5% of MobileNetV2's time, near the timings' noise; a weaker pull (0.2%) let the
-# pruner chase rates that noise had inflated, so its fastest plans measured slower than with this one.
-PRIOR = 0.02
-# The Keras runtime (oneDNN, batch 32) runs every convolution as one large GEMM at nearly its kind's
-# rate, so what a cut of one of ResNet50's 53 clusters saves (1-3%) is mostly noise: with the pull
-# above its scales spread 0.00-3.15 and its 70% plans, which pick the layers that noise made look
-# dear, were mispredicted by -17% (e596f09) and +25% (a side run); a pull 25x harder kept all four
-# plans of that run within 4%. XNNPACK at batch 1 does differ layer by layer (MobileNetV2's early
-# expansions cost 4x the last 1x1 convolution per MAC), so LiteRT keeps the weaker pull. Measured at
-# batch 32 only; a Keras profile at another batch size takes the same pull for want of evidence.
-PRIOR_BY_RUNTIME = {"litert": PRIOR, "keras": 0.5}
-
-
-def prior_for(runtime):
-    """The pull toward a kind's rate that a profile on `runtime` is fitted with."""
-    return PRIOR_BY_RUNTIME.get(runtime, PRIOR)
+# Pull of a layer's time per MAC toward its kind's, per layer call: PRIOR over the call's share of the
+# model's MACs. Why the share: a cut saves about that share of the time, while the timing noise is the
+# same for every variant (0.5-4% between interpreters of one model here), so the smaller the share, the
+# more of what its cut seems to save is noise, and the harder its rate is held at its kind's. One pull
+# for all layers could not serve both ends: 0.02 (LiteRT's until this rule) let ResNet50's 53 small
+# clusters take scales 0.00-2.39 from noise, and its 50% / 70% plans measured 1.68x / 2.56x for 2.00x /
+# 3.34x; 0.5 (the Keras runtime's) flattened ResNet-20's real differences, its 50% plan 1.88x where
+# 0.02's was 2.18x. This rule at 0.01, on the same timings: 2.03x / 3.47x and 2.02x (docs/benchmarks.md,
+# "latency_prior"). One rule for both runtimes: on the Keras runtime it did as well as 0.5.
+PRIOR = 0.01
 
 
 def clusters(channel_graph):
@@ -95,8 +88,10 @@ def fit_rates(row_macs, row_kinds, shared, ms, weights=None, prior=PRIOR):
 
     The model: `ms ~ fixed + sum over rows of rate[row] * row_macs + shared @ coefficients`,
     every term >= 0, and each row's rate pulled toward a common rate of its
-    kind (itself fitted) with weight `prior` per model-average ms per MAC:
-    a layer keeps its kind's rate unless the timings say otherwise. A row
+    kind (itself fitted) with weight `prior / share` per model-average ms per
+    MAC, `share` being the row's share of the MACs (`macs_share`): a layer
+    keeps its kind's rate unless the timings say otherwise, and the less of
+    the time it holds, the more they must say. A row
     whose MACs no variant changes takes its kind's rate. In relative error,
     each variant counted `weights` times (default 1), as the per-kind fit.
 
@@ -124,15 +119,21 @@ def fit_rates(row_macs, row_kinds, shared, ms, weights=None, prior=PRIOR):
     unmoved_macs = [row_macs[:, (row_kinds == k) & ~moved].sum(axis=1) for k in kinds]
     columns = np.hstack([np.ones((len(ms), 1)), np.column_stack(unmoved_macs) * unit,
                          row_macs[:, moved] * unit, shared / shared_unit])
+    strength = prior / macs_share(row_macs[:, moved])
     pull = np.zeros((n_moved, columns.shape[1]))
-    pull[np.arange(n_moved), 1 + n_kinds + np.arange(n_moved)] = prior
-    pull[np.arange(n_moved), 1 + moved_kind] = -prior
+    pull[np.arange(n_moved), 1 + n_kinds + np.arange(n_moved)] = strength
+    pull[np.arange(n_moved), 1 + moved_kind] = -strength
     design = np.vstack([columns * (w / ms)[:, None], pull])
     solution, _ = nnls(design, np.concatenate([w, np.zeros(n_moved)]), maxiter=50 * design.shape[1])
     kind_rate = {k: float(solution[1 + j]) * unit for j, k in enumerate(kinds)}
     rates = np.array([kind_rate.get(k, 0.0) for k in row_kinds])
     rates[moved] = solution[1 + n_kinds:1 + n_kinds + n_moved] * unit
     return float(solution[0]), kind_rate, rates, solution[1 + n_kinds + n_moved:] / shared_unit
+
+
+def macs_share(row_macs):
+    """Each row's share of the MACs of the largest timed model (about its share of the unpruned model's)."""
+    return row_macs.max(axis=0) / row_macs.sum(axis=1).max()
 
 
 def scale_vector(names, scales):

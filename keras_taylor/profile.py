@@ -247,7 +247,7 @@ def variant_sets(graph, samples, seed, attribute):
 def fit_timings(graph, sets, labels, ms, attribute, prior):
     """`(coefficients, samples table, scales)` fitted to the times `ms` of `variant_sets`' alive sets.
 
-    `prior`: the pull of each layer's rate toward its kind's (`attribution.prior_for(runtime)`).
+    `prior`: the pull of each layer's rate toward its kind's (`attribution.PRIOR`).
     """
     scales, weights = {}, np.where([label.startswith("cut ") for label in labels], attribution.CUT_WEIGHT, 1.0)
     if attribute:
@@ -266,7 +266,7 @@ def _measure(pm, runtime, threads, batch_size, samples, seed, timer, attribute, 
     sets, labels = variant_sets(graph, samples, seed, attribute)
     seconds = timer(_stripped_all(pm, sets), runtime, threads, batch_size)
     ms = 1000.0 * np.asarray(seconds, dtype=np.float64)
-    coefficients, table, scales = fit_timings(graph, sets, labels, ms, attribute, attribution.prior_for(runtime))
+    coefficients, table, scales = fit_timings(graph, sets, labels, ms, attribute, attribution.PRIOR)
     if not any(coefficients[k] > 0 for k in FEATURES[1:]):
         raise InvalidArgumentError(
             f"latency_profile: the {len(sets)} variants of '{pm.net.name}' timed {ms.min():.3f}-"

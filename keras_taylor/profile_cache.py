@@ -15,8 +15,9 @@ import platform
 
 from keras_taylor.masking import ChannelMask
 
-CACHE_VERSION = 10  # 7: per-layer scales (keras_taylor.attribution); 8: cuts to a fifth, prior 0.02;
-# 9: the Keras runtime's prior 0.5; 10: the measured channel tile, the narrowest variant
+CACHE_VERSION = 11  # 7: per-layer scales (keras_taylor.attribution); 8: cuts to a fifth, prior 0.02;
+# 9: the Keras runtime's prior 0.5; 10: the measured channel tile, the narrowest variant; 11: the pull
+# per layer call, by its share of the MACs
 DEFAULT_SAMPLES = 8
 DEFAULT_SEED = 0
 

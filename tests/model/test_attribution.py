@@ -119,10 +119,14 @@ def test_attribute_must_be_a_bool():
         kt.latency_profile(_chain(), attribute="yes", cache_dir=False, timer=DearLayerTimer(), tile=8)
 
 
-def test_the_keras_runtime_pulls_each_layer_harder_toward_its_kind():
-    # Batch-32 oneDNN runs convolutions at nearly one rate, so on Keras a cut's saving is mostly noise.
-    assert attribution.prior_for("keras") > attribution.prior_for("litert") == attribution.PRIOR
-    model = _chain()
-    litert = kt.latency_profile(model, samples=6, cache_dir=False, timer=DearLayerTimer(), tile=8)
-    keras_profile = kt.latency_profile(model, runtime="keras", samples=6, cache_dir=False, timer=DearLayerTimer(), tile=8)
-    assert 1 < keras_profile.scales["dear"] < litert.scales["dear"]
+def test_a_layer_holding_little_of_the_time_is_held_at_its_kinds_rate():
+    # What a small layer's cut saves is about the size of the timing noise; a large one's stands above it.
+    rng = np.random.default_rng(1)
+    kinds = np.array(["conv"] * 6, dtype=object)
+    row_macs = np.column_stack([rng.uniform(2e6, 1e7, 40)] + [rng.uniform(2e4, 1e5, 40) for _ in range(5)])
+    truth = np.array([3e-6, 1e-6, 1e-6, 1e-6, 1e-6, 1e-6])  # the large layer is dear, the small ones alike
+    ms = (0.3 + row_macs @ truth) * (1 + 0.01 * rng.standard_normal(40))  # 1% timing noise
+    assert attribution.macs_share(row_macs)[0] > 10 * attribution.macs_share(row_macs)[1:].max()
+    _, kind_rate, rates, _ = attribution.fit_rates(row_macs, kinds, np.zeros((40, 0)), ms)
+    assert rates[0] / np.median(rates[1:]) > 2  # the large layer's own rate is measured
+    assert np.all(np.abs(rates[1:] / kind_rate["conv"] - 1) < 0.1)  # the small ones' noise is not
