@@ -154,7 +154,6 @@ def nchw(x):
 
 
 def torch_accuracy(net, x, y, batch=256):
-    import numpy as np
     import torch
 
     net.eval()

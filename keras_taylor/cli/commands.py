@@ -221,8 +221,6 @@ def _check_finite(path, arrays):
 
 
 def run_compress(args):
-    import keras
-
     import keras_taylor as kt
 
     model = _load_model(args.model)

@@ -1,7 +1,5 @@
 """When kt.compress rebuilds: multiply-accumulate counts and the "auto" planner."""
 
-import types
-
 import numpy as np
 import pytest
 

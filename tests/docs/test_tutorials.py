@@ -1,7 +1,5 @@
 """The tutorials run, cell by cell, in quick mode; committed copies hold a full run."""
 
-import os
-
 import pytest
 
 from helpers import REPO, SHARED_DATA

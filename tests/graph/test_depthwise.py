@@ -1,6 +1,5 @@
 """A grouped convolution with one group per input channel is copied as a depthwise one."""
 
-import numpy as np
 import pytest
 
 import keras

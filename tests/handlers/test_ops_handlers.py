@@ -5,7 +5,6 @@ what reads them, prunes some of `a`'s channels and checks the stripped model
 against the masked one.
 """
 
-import numpy as np
 import pytest
 
 import keras

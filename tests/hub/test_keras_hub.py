@@ -10,7 +10,6 @@ points. Skipped where keras-hub is not installed (`pip install -e ".[hub]"`;
 keras-hub 0.32 needs Keras >= 3.15, so the oldest-pair CI run has none).
 """
 
-import numpy as np
 import pytest
 
 import keras

@@ -1,7 +1,6 @@
 """The user path: progress output, the plot legend, deployment saving, a fast start."""
 
 import io
-import os
 import subprocess
 import sys
 import types
