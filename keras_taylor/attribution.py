@@ -50,11 +50,13 @@ CUT_WEIGHT = 4.0  # a cut counts this many times in the fits: near full width, t
 # model's MACs. Why the share: a cut saves about that share of the time, while the timing noise is the
 # same for every variant (0.5-4% between interpreters of one model here), so the smaller the share, the
 # more of what its cut seems to save is noise, and the harder its rate is held at its kind's. One pull
-# for all layers could not serve both ends: 0.02 (LiteRT's until this rule) let ResNet50's 53 small
-# clusters take scales 0.00-2.39 from noise, and its 50% / 70% plans measured 1.68x / 2.56x for 2.00x /
-# 3.34x; 0.5 (the Keras runtime's) flattened ResNet-20's real differences, its 50% plan 1.88x where
-# 0.02's was 2.18x. This rule at 0.01, on the same timings: 2.03x / 3.47x and 2.02x (docs/benchmarks.md,
-# "latency_prior"). One rule for both runtimes: on the Keras runtime it did as well as 0.5.
+# for all layers could not serve both ends (`python -m benchmarks.latency_prior --runtime litert` at
+# b0d4d65, each pull's plans on the same timings, timed together): 0.02 (LiteRT's until this rule) let
+# noise set the rates of ResNet50's 53 small clusters, and its 50% / 70% plans measured 1.69x / 2.34x
+# for 2.00x / 3.33x (MobileNetV2's 70% plan 2.57x for 3.34x); 0.5 (the Keras runtime's) flattened
+# ResNet-20's real differences, its 50% plan 1.89x where 0.02's was 2.14x. This rule at 0.01: ResNet50
+# 1.83x / 2.90x, MobileNetV2 3.39x, ResNet-20 2.02x. One rule for both runtimes: on the Keras runtime
+# its plans ran as fast as 0.5's (same benchmark, --runtime keras).
 PRIOR = 0.01
 
 
