@@ -71,14 +71,12 @@ def side_by_side(graph, variants, cases, runtime, threads, batch, samples, runs,
     without the drift of machine load between building the profile and checking it."""
     import numpy as np
 
-    from keras_taylor import attribution
     from keras_taylor import profile as kt_profile
 
     models = variants + [c[3] for c in cases]
     ms = 1000 * np.asarray(kt_profile.time_models(models, runtime, threads, batch, runs=runs))
     sets, labels = kt_profile.variant_sets(graph, samples, 0, attribute)
-    theta, _, scales = kt_profile.fit_timings(graph, sets, labels, ms[:len(variants)], attribute,
-                                              attribution.PRIOR)
+    theta, _, scales = kt_profile.fit_timings(graph, sets, labels, ms[:len(variants)], attribute)
     x = kt_profile.features(graph, [c[2] for c in cases], scales)
     return x @ np.array([theta[k] for k in kt_profile.FEATURES]), ms[len(variants):]
 

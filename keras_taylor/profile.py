@@ -18,20 +18,14 @@ ResNet-20 is all 3x3; a layer also packs or reads its whole input and
 writes its whole output, work linear in the channel counts that does not
 shrink with the square of the width. NNLS sets a term to 0 where the
 timings do not need it (ResNet-20 on LiteRT: fixed and kxk conv only).
-What took ResNet-20's error at heavy pruning from -42% to within ~10%
-(docs/benchmarks.md) was the choice of variants, the CPU-time clock and the
-fit in relative error below; per-layer attribution then took it within
-6% at every goal (9ea6a99), and cutting each cluster to a fifth took
-MobileNetV2's from -18%/-25% at 50%/70% less to within 6% (e596f09; its
-`Speedup(2.0)` plan measured 1.98x by prediction alone). The narrowest
-variant and timing the Keras runtime one op at a time took every Keras
-batch-32 plan within 10% (915bd52). Holding a small layer's rate at its
-kind's harder than a large one's (`attribution.PRIOR`) took 26 of 30
-plans within 10% (b0d4d65). Known limits: ResNet50 on LiteRT (-11% to
--18% at 50-70% less), whose time falls more slowly than its MACs from
-full width down (a refit on a second round of timings misses alike), and
-MobileNetV2 at Keras batch 32 at 70% less (-21%); the timed loop of
-`kt.prune_to_latency` closes those.
+What took the errors within 10%, run by run, is in docs/benchmarks.md
+("Latency model"): the variants, the CPU-time clock, the fit in relative
+error, per-layer attribution with cuts to a fifth, the narrowest variant,
+small layers held at their kind's rate (`attribution.PRIOR`): 26 of 30
+plans within 10% at b0d4d65. Known limits: ResNet50 on LiteRT (-11% to
+-18% at 50-70% less), whose time falls more slowly than its MACs (a refit
+on a second round of timings misses alike), and MobileNetV2 at Keras batch
+32 at 70% less (-21%); the timed loop of `kt.prune_to_latency` closes those.
 Channel tiles: a kernel computes output channels a SIMD register at a
 time (16 floats with AVX-512), so below a multiple of the tile a layer's
 own time does not fall; its consumers' does, since they read fewer input
@@ -74,7 +68,6 @@ Profiles are cached on disk (`profile_cache.py` says what the key holds) in
 `$KERAS_TAYLOR_CACHE` or `~/.cache/keras_taylor`, so a second run costs nothing.
 """
 
-import json
 import time
 
 import numpy as np
@@ -85,7 +78,7 @@ from keras_taylor.errors import InvalidArgumentError
 from keras_taylor.latency_fit import FEATURES, features, fit, fit_level, multiply_accumulates, sample_table
 from keras_taylor.latency_variants import narrowest, variants
 from keras_taylor.model import TaylorPrunableModel
-from keras_taylor.profile_cache import DEFAULT_SAMPLES, DEFAULT_SEED, cache_key, cache_path, machine
+from keras_taylor.profile_cache import DEFAULT_SAMPLES, DEFAULT_SEED, cache_key, cache_path, read_entry, write_entry
 from keras_taylor.surgery import strip_pruning
 
 class LatencyProfile:
@@ -247,10 +240,10 @@ def variant_sets(graph, samples, seed, attribute):
     return sets, labels
 
 
-def fit_timings(graph, sets, labels, ms, attribute, prior):
+def fit_timings(graph, sets, labels, ms, attribute, prior=attribution.PRIOR):
     """`(coefficients, samples table, scales)` fitted to the times `ms` of `variant_sets`' alive sets.
 
-    `prior`: the pull of each layer's rate toward its kind's (`attribution.PRIOR`).
+    `prior`: the pull of each layer's rate toward its kind's (`attribution.fit_rates`).
     """
     scales, weights = {}, np.where([label.startswith("cut ") for label in labels], attribution.CUT_WEIGHT, 1.0)
     if attribute:
@@ -269,7 +262,7 @@ def _measure(pm, runtime, threads, batch_size, samples, seed, timer, attribute, 
     sets, labels = variant_sets(graph, samples, seed, attribute)
     seconds = timer(_stripped_all(pm, sets), runtime, threads, batch_size)
     ms = 1000.0 * np.asarray(seconds, dtype=np.float64)
-    coefficients, table, scales = fit_timings(graph, sets, labels, ms, attribute, attribution.PRIOR)
+    coefficients, table, scales = fit_timings(graph, sets, labels, ms, attribute)
     if not any(coefficients[k] > 0 for k in FEATURES[1:]):
         raise InvalidArgumentError(
             f"latency_profile: the {len(sets)} variants of '{pm.net.name}' timed {ms.min():.3f}-"
@@ -387,24 +380,17 @@ def latency_profile(model, runtime="litert", threads=1, batch_size=1, samples=DE
 
 def load(path, key, runtime, threads, batch_size, graph):
     """The profile in cache entry `path`, or None where there is none (or it is damaged: measured again)."""
-    if path is None or not path.exists():
-        return None
+    saved = read_entry(path)
     try:
-        saved = json.loads(path.read_text())
-        return LatencyProfile(saved["coefficients"], pd.DataFrame(saved["samples"]), key, runtime, threads,
-                              batch_size, graph, from_cache=True, path=path, scales=saved["scales"],
-                              tile=saved["channel_tile"])
+        return None if saved is None else LatencyProfile(
+            saved["coefficients"], pd.DataFrame(saved["samples"]), key, runtime, threads, batch_size, graph,
+            from_cache=True, path=path, scales=saved["scales"], tile=saved["channel_tile"])
     except (ValueError, KeyError):
         return None
 
 
 def save(path, profile):
-    """Writes `profile` to its cache entry (atomically: a reader never sees half a file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"coefficients": profile.coefficients, "scales": profile.scales,
-                               "channel_tile": profile.channel_tile,
-                               "samples": profile.samples.to_dict("list"),
-                               "runtime": profile.runtime, "threads": profile.threads,
-                               "batch_size": profile.batch_size, "machine": machine()}))
-    tmp.replace(path)
+    """Writes `profile` to its cache entry."""
+    write_entry(path, {"coefficients": profile.coefficients, "scales": profile.scales,
+                       "channel_tile": profile.channel_tile, "samples": profile.samples.to_dict("list"),
+                       "runtime": profile.runtime, "threads": profile.threads, "batch_size": profile.batch_size})

@@ -70,3 +70,21 @@ def cache_path(cache_dir, key):
     if cache_dir is None:
         cache_dir = os.environ.get("KERAS_TAYLOR_CACHE") or pathlib.Path.home() / ".cache" / "keras_taylor"
     return pathlib.Path(cache_dir) / "latency" / f"{key}.json"
+
+
+def read_entry(path):
+    """The JSON of cache entry `path`, or None where there is none (or it is not JSON)."""
+    if path is None or not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except ValueError:
+        return None
+
+
+def write_entry(path, entry):
+    """Writes `entry` and this machine to `path` as JSON, atomically: a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(dict(entry, machine=machine())))
+    tmp.replace(path)
