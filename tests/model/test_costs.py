@@ -288,6 +288,18 @@ def test_the_profile_fits_the_timer_and_is_cached_per_key(scored, tmp_path):
     assert len(list((tmp_path / "latency").glob("*.json"))) == 4
 
 
+def test_a_damaged_cache_entry_is_measured_again_and_rewritten(scored, tmp_path):
+    model = scored[0]
+    timer = FakeTimer()
+    profile = kt.latency_profile(model, samples=6, cache_dir=tmp_path, timer=timer)
+    for damage in ("{not json", '{"coefficients": {}}', '{"coefficients": {}, "scales": {}, "channel_tile": 8, '
+                                                         '"samples": {"a": [1], "b": [1, 2]}}'):
+        profile.path.write_text(damage)  # half a file, a missing field, columns of unequal length
+        again = kt.latency_profile(model, samples=6, cache_dir=tmp_path, timer=timer)
+        assert not again.from_cache and again.coefficients == pytest.approx(profile.coefficients)
+        assert kt.latency_profile(model, samples=6, cache_dir=tmp_path, timer=timer).from_cache  # rewritten
+
+
 def test_the_cache_key_changes_with_everything_that_changes_latency(scored, monkeypatch):
     import tensorflow as tf
 
